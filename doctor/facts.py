@@ -1,0 +1,39 @@
+"""The set of facts gathered from every input, queried by type."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any, Iterable, TypeVar
+
+from doctor.model import ParseProblem, Skipped
+
+T = TypeVar("T")
+
+
+class FactSet:
+    """Facts grouped by their dataclass type, plus the reader kinds that produced any."""
+
+    def __init__(self) -> None:
+        self._by_type: dict[type, list[Any]] = defaultdict(list)
+        self.kinds: dict[str, list[str]] = defaultdict(list)
+        self.problems: list[ParseProblem] = []
+        self.skipped: list[Skipped] = []
+
+    def add(self, kind: str, source: str, facts: Iterable[Any]) -> int:
+        count = 0
+        for fact in facts:
+            self._by_type[type(fact)].append(fact)
+            count += 1
+        if source not in self.kinds[kind]:
+            self.kinds[kind].append(source)
+        return count
+
+    def of(self, fact_type: type[T]) -> list[T]:
+        """Return every fact of `fact_type`, in the order they were read."""
+        return list(self._by_type.get(fact_type, ()))
+
+    def has_kind(self, kind: str) -> bool:
+        return bool(self.kinds.get(kind))
+
+    def sources_of(self, kind: str) -> list[str]:
+        return list(self.kinds.get(kind, ()))

@@ -1,0 +1,215 @@
+"""Turn paths (files, folders, `.tar.gz` archives, bundles) into documents and facts.
+
+Each document is recognised by its content: the structured parsers are tried
+in order and the first whose `sniff` accepts it parses the whole document.
+Documents no structured parser takes go to the text scanners (JWTs and the
+error-signature catalogue). Unreadable inputs are listed as skipped with the
+reason; nothing is dropped silently.
+"""
+
+from __future__ import annotations
+
+import logging
+import tarfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Iterable, Sequence
+
+from doctor import bundle
+from doctor.diagnosis import InputSummary
+from doctor.facts import FactSet
+from doctor.model import Document, Observation, ParseProblem, ParseResult, Skipped
+from doctor.parsers import (
+    accesslog,
+    envoy_admin,
+    istio,
+    istioctl,
+    jwt,
+    kube,
+    resources,
+    signatures,
+    tls,
+)
+
+logger = logging.getLogger(__name__)
+
+MAX_FILE_BYTES = 256 * 1024 * 1024
+BINARY_SNIFF_BYTES = 8192
+
+# Order matters: a document goes to the first parser that recognises it, so
+# the parsers of specific structured formats come before the looser ones.
+STRUCTURED_PARSERS: tuple[ModuleType, ...] = (
+    kube,
+    istio,
+    envoy_admin,
+    istioctl,
+    resources,
+    tls,
+    accesslog,
+    jwt,
+)
+
+
+@dataclass
+class ReadResult:
+    facts: FactSet = field(default_factory=FactSet)
+    inputs: list[InputSummary] = field(default_factory=list)
+    observations: list[Observation] = field(default_factory=list)
+
+
+def read_paths(paths: Sequence[Path], catalogue: Sequence[signatures.Signature]) -> ReadResult:
+    """Read every path into one fact set, with a summary of what each input was."""
+    result = ReadResult()
+    for document in _documents(paths, result):
+        _read_document(document, catalogue, result)
+    return result
+
+
+def read_documents(documents: Iterable[Document],
+                   catalogue: Sequence[signatures.Signature]) -> ReadResult:
+    result = ReadResult()
+    for document in documents:
+        _read_document(document, catalogue, result)
+    return result
+
+
+def _read_document(document: Document, catalogue: Sequence[signatures.Signature],
+                   result: ReadResult) -> None:
+    facts = result.facts
+
+    for parser in STRUCTURED_PARSERS:
+        try:
+            recognised = parser.sniff(document)
+        except Exception:  # noqa: BLE001 - a parser bug must not lose the other inputs
+            logger.exception("sniffing %s with %s failed", document.source, parser.__name__)
+            continue
+        if not recognised:
+            continue
+        parsed = _parse_safely(parser, document)
+        count = facts.add(parsed.kind, document.source, parsed.facts)
+        facts.problems.extend(parsed.problems)
+        count += _scan_tokens(document, parsed.kind, result)
+        result.inputs.append(InputSummary(document.source, parsed.kind, count))
+        return
+
+    token_count = _scan_tokens(document, None, result)
+    scanned = signatures.scan(document, catalogue)
+    facts.problems.extend(scanned.problems)
+    count = facts.add(scanned.kind, document.source, scanned.facts) + token_count
+    kind = "text" if count else "text (no known error signature)"
+    result.inputs.append(InputSummary(document.source, kind, count))
+
+
+def _scan_tokens(document: Document, claimed_kind: str | None, result: ReadResult) -> int:
+    """Find JWTs in a document another parser claimed or in free text."""
+    if claimed_kind == jwt.KIND:
+        return 0
+    tokens = jwt.scan_tokens(document)
+    if not tokens.facts:
+        return 0
+    return result.facts.add(tokens.kind, document.source, tokens.facts)
+
+
+def _parse_safely(parser: ModuleType, document: Document) -> ParseResult:
+    try:
+        return parser.parse(document)
+    except Exception as error:  # noqa: BLE001 - reported as a parse problem, never a crash
+        logger.exception("parser %s failed on %s", parser.__name__, document.source)
+        kind = getattr(parser, "KIND", parser.__name__.rsplit(".", 1)[-1])
+        problem = ParseProblem(document.source, None,
+                               f"the {kind} parser failed: {type(error).__name__}: {error}")
+        return ParseResult(kind=kind, problems=[problem])
+
+
+def _documents(paths: Sequence[Path], result: ReadResult) -> Iterable[Document]:
+    for path in paths:
+        if not path.exists():
+            result.facts.skipped.append(Skipped(str(path), "no such file or folder"))
+        elif path.is_dir():
+            yield from _folder_documents(path, result)
+        elif _is_tarball(path):
+            yield from _tarball_documents(path, result)
+        else:
+            document = _file_document(path, result)
+            if document is not None:
+                yield document
+
+
+def _folder_documents(folder: Path, result: ReadResult) -> Iterable[Document]:
+    if (folder / bundle.MANIFEST_NAME).is_file():
+        documents, observations = bundle.read_bundle(folder)
+        result.observations.extend(observations)
+        yield from documents
+        return
+
+    for path in sorted(folder.rglob("*")):
+        if path.is_dir() or any(part.startswith(".") for part in path.relative_to(folder).parts):
+            continue
+        if path.name in ("source.md", "expected.yaml", "README.md"):
+            # Case descriptions and expected outcomes are about the evidence, not evidence.
+            continue
+        if _is_tarball(path):
+            yield from _tarball_documents(path, result)
+            continue
+        document = _file_document(path, result)
+        if document is not None:
+            yield document
+
+
+def _file_document(path: Path, result: ReadResult) -> Document | None:
+    try:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            result.facts.skipped.append(Skipped(
+                str(path), f"larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB; "
+                           "cut the time window you need with `tail` or `grep` first"))
+            return None
+        raw = path.read_bytes()
+    except OSError as error:
+        result.facts.skipped.append(Skipped(str(path), f"cannot read: {error.strerror}"))
+        return None
+    return _decode(str(path), raw, result)
+
+
+def _decode(source: str, raw: bytes, result: ReadResult) -> Document | None:
+    if b"\x00" in raw[:BINARY_SNIFF_BYTES]:
+        result.facts.skipped.append(Skipped(source, "binary file, not text"))
+        return None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        text = raw.decode("utf-8", errors="replace")
+        result.facts.problems.append(ParseProblem(
+            source, None, f"not valid UTF-8 at byte {error.start}; undecodable bytes replaced"))
+    return Document(source, text)
+
+
+def _is_tarball(path: Path) -> bool:
+    return path.is_file() and (path.name.endswith((".tar.gz", ".tgz", ".tar")))
+
+
+def _tarball_documents(path: Path, result: ReadResult) -> Iterable[Document]:
+    try:
+        archive = tarfile.open(path, mode="r:*")
+    except (tarfile.TarError, OSError) as error:
+        result.facts.skipped.append(Skipped(str(path), f"not a readable tar archive: {error}"))
+        return
+    with archive:
+        for member in archive:
+            source = f"{path}:{member.name}"
+            if not member.isfile():
+                continue
+            name = Path(member.name).name
+            if name.startswith(".") or name in ("source.md", "expected.yaml", "README.md"):
+                continue
+            if member.size > MAX_FILE_BYTES:
+                result.facts.skipped.append(Skipped(source, "member too large"))
+                continue
+            handle = archive.extractfile(member)
+            if handle is None:
+                result.facts.skipped.append(Skipped(source, "cannot extract the member"))
+                continue
+            document = _decode(source, handle.read(), result)
+            if document is not None:
+                yield document
