@@ -1,0 +1,168 @@
+"""The `mesh-doctor` command: headless scans and the terminal UI.
+
+Results go to stdout; diagnostics go to stderr. Exit codes are `ExitCode`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import enum
+import logging
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from doctor import __version__
+
+logger = logging.getLogger(__name__)
+
+
+class ExitCode(enum.IntEnum):
+    """Exit codes of the headless commands.
+
+    OK: the scan finished, a cause is named and every needed check ran.
+    INTERNAL_ERROR: Mesh Doctor itself failed; the message says where.
+    USAGE: the command line is invalid.
+    INCOMPLETE: a cause is named, but some checks could not run (see coverage).
+    NO_CAUSE: the scan finished, but no cause is supported by the evidence read.
+    RULES_INVALID: a rule or playbook file is invalid; the message names file and line.
+    NO_INPUT: none of the given paths could be read.
+    """
+
+    OK = 0
+    INTERNAL_ERROR = 1
+    USAGE = 2
+    INCOMPLETE = 3
+    NO_CAUSE = 4
+    RULES_INVALID = 5
+    NO_INPUT = 6
+
+
+FORMATS = ("text", "json", "md")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mesh-doctor",
+        description="Diagnose API security failures in an Istio/Envoy service mesh.",
+    )
+    parser.add_argument("--version", action="version", version=f"mesh-doctor {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="log debugging detail to stderr")
+    commands = parser.add_subparsers(dest="command")
+
+    scan = commands.add_parser(
+        "scan", help="diagnose evidence files, folders, bundles or .tar.gz archives")
+    scan.add_argument("paths", nargs="+", type=Path, metavar="PATH",
+                      help="evidence: files, folders, bundles or .tar.gz archives")
+    scan.add_argument("--format", choices=FORMATS, default="text",
+                      help="output format (default: text); json is the machine contract")
+    scan.add_argument("-o", "--output", type=Path,
+                      help="write the report to this file instead of stdout")
+    scan.add_argument("--rules", type=Path, help="a folder of rule files to use instead of "
+                      "the shipped ones")
+
+    tui = commands.add_parser("tui", help="open the terminal UI on evidence (the default "
+                              "command when only paths are given)")
+    tui.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+
+    rules = commands.add_parser("rules", help="validate and list the rule files")
+    rules.add_argument("--rules", type=Path, help="a folder of rule files to validate")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments and arguments[0] not in ("scan", "tui", "rules", "-h", "--help", "--version",
+                                          "-v", "--verbose"):
+        arguments.insert(0, "tui")
+
+    parser = build_parser()
+    options = parser.parse_args(arguments)
+    logging.basicConfig(level=logging.DEBUG if options.verbose else logging.WARNING,
+                        stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+
+    if options.command is None:
+        parser.print_help(sys.stderr)
+        return ExitCode.USAGE
+    if options.command == "scan":
+        return _scan(options)
+    if options.command == "tui":
+        return _tui(options)
+    return _rules(options)
+
+
+def _scan(options: argparse.Namespace) -> int:
+    from doctor.report import render_json, render_markdown, render_text
+    from doctor.rules import RuleLoadError
+    from doctor.scan import load_engine, scan_paths
+
+    try:
+        engine = load_engine(options.rules)
+    except RuleLoadError as error:
+        print(f"mesh-doctor: invalid rules\n{error}", file=sys.stderr)
+        return ExitCode.RULES_INVALID
+
+    diagnosis = scan_paths(options.paths, engine=engine)
+    renderer = {"text": render_text, "json": render_json, "md": render_markdown}[options.format]
+    output = renderer(diagnosis)
+
+    if options.output:
+        try:
+            options.output.write_text(output, encoding="utf-8")
+        except OSError as error:
+            print(f"mesh-doctor: cannot write {options.output}: {error.strerror}",
+                  file=sys.stderr)
+            return ExitCode.INTERNAL_ERROR
+        print(f"wrote {options.output}", file=sys.stderr)
+    else:
+        sys.stdout.write(output)
+
+    if not diagnosis.inputs:
+        for item in diagnosis.skipped:
+            print(f"mesh-doctor: skipped {item.source}: {item.reason}", file=sys.stderr)
+        return ExitCode.NO_INPUT
+    if diagnosis.top is None:
+        return ExitCode.NO_CAUSE
+    if diagnosis.coverage.not_checked:
+        return ExitCode.INCOMPLETE
+    return ExitCode.OK
+
+
+def _tui(options: argparse.Namespace) -> int:
+    from doctor.rules import RuleLoadError
+    from doctor.scan import load_engine
+    from doctor.tui.app import build_app
+
+    try:
+        load_engine()
+    except RuleLoadError as error:
+        print(f"mesh-doctor: invalid rules\n{error}", file=sys.stderr)
+        return ExitCode.RULES_INVALID
+    build_app(options.paths).run()
+    return ExitCode.OK
+
+
+def _rules(options: argparse.Namespace) -> int:
+    from doctor.playbooks import check_playbook_links, load_playbooks
+    from doctor.rules import RuleLoadError
+    from doctor.scan import load_engine
+
+    try:
+        engine = load_engine(options.rules)
+        playbooks = load_playbooks()
+    except RuleLoadError as error:
+        print(f"mesh-doctor: invalid rules\n{error}", file=sys.stderr)
+        return ExitCode.RULES_INVALID
+
+    problems = check_playbook_links(engine.rulebook, playbooks)
+    for problem in problems:
+        print(f"mesh-doctor: {problem}", file=sys.stderr)
+
+    book = engine.rulebook
+    print(f"{len(book.symptoms)} symptoms, {len(book.causes)} causes, "
+          f"{len(book.signatures)} signatures, {len(playbooks)} playbooks")
+    for cause in sorted(book.causes.values(), key=lambda cause: cause.id):
+        parents = ", ".join(cause.symptoms + cause.explains)
+        print(f"  {cause.id:<36} <- {parents}")
+    return ExitCode.RULES_INVALID if problems else ExitCode.OK
