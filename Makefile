@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 SAMPLE ?= examples/503-upstream-down
 DEBIAN_PACKAGES := openssl tcpdump curl
 
-.PHONY: run test samples bench lint clean deb-packages
+.PHONY: run test samples clean deb-packages
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,9 +32,6 @@ test: $(STAMP) deb-packages
 
 samples: $(STAMP)
 	$(BIN)/python -m doctor.lab.samples examples
-
-bench: $(STAMP)
-	$(BIN)/python -m benchmarks.run
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -21,7 +21,7 @@ class ExitCode(enum.IntEnum):
     """Exit codes of the headless commands.
 
     OK: the scan finished, a cause is named and every needed check ran.
-    INTERNAL_ERROR: Mesh Doctor itself failed; the message says where.
+    INTERNAL_ERROR: Mesh Doctor itself failed, and the message names the step that failed.
     USAGE: the command line is invalid.
     INCOMPLETE: a cause is named, but some checks could not run (see coverage).
     NO_CAUSE: the scan finished, but no cause is supported by the evidence read.

@@ -1,9 +1,9 @@
 """Playbooks: the guided steps for a root cause, loaded and validated from YAML.
 
-A playbook is a list of steps of four kinds: `check` (a command to run or
-show, and what to look for), `ask` (a question whose answers branch),
-`remediate` (the change, its dry run, its rollback and the step that verifies
-it) and `note` (context and links). Commands are argv lists whose
+A playbook is a list of steps of four kinds. A `check` is a command to run
+or show and what to look for. An `ask` is a question whose answers branch.
+A `remediate` step is the change, its dry run, its rollback and the step that
+verifies it. A `note` gives context and links. Commands are argv lists whose
 `{placeholders}` are filled from the finding; they never pass through a shell.
 """
 
