@@ -1,0 +1,402 @@
+"""Envoy access logs: Istio's default TEXT format (before and since 1.24) and JSON.
+
+Istio's default TEXT format has the same field order before and since 1.24.
+The only change is the cluster field: `%UPSTREAM_CLUSTER%` became
+`%UPSTREAM_CLUSTER_RAW%`. Since Istio 1.24 names cluster stats with a
+trailing `;`, and `%UPSTREAM_CLUSTER%` prints that stat name, so the old
+format on a new proxy shows `outbound|8080||svc.ns.svc.cluster.local;`
+(recorded from Envoy 1.40 in tests/data/recorded/). Envoy's own default
+format (no Istio fields) and JSON objects, one per line or pretty-printed
+over several lines, are read too. A file may mix them; every other non-blank
+line becomes a `ParseProblem`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Iterator
+
+from doctor.model import Document, ParseProblem, ParseResult
+
+logger = logging.getLogger(__name__)
+
+KIND = "envoy-access-log"
+
+
+@dataclass(frozen=True)
+class AccessLogEntry:
+    """One request or connection as an Envoy access log line records it.
+
+    Fields the log shows as `-` are None (strings, numbers) or empty (flags).
+    `direction` is "inbound" or "outbound" when the upstream cluster name or
+    the listener says so, else None.
+    """
+
+    source: str
+    line: int
+    text: str
+    timestamp: datetime | None
+    method: str | None
+    path: str | None
+    protocol: str | None
+    response_code: int | None
+    response_flags: tuple[str, ...]
+    response_code_details: str | None
+    connection_termination_details: str | None
+    upstream_transport_failure_reason: str | None
+    bytes_received: int | None
+    bytes_sent: int | None
+    duration_ms: int | None
+    upstream_service_time_ms: int | None
+    x_forwarded_for: str | None
+    user_agent: str | None
+    request_id: str | None
+    authority: str | None
+    upstream_host: str | None
+    upstream_cluster: str | None
+    upstream_local_address: str | None
+    downstream_local_address: str | None
+    downstream_remote_address: str | None
+    requested_server_name: str | None
+    route_name: str | None
+    direction: str | None
+    log_format: str  # "text-1.24", "text-legacy", "text-envoy" or "json"
+    end_line: int | None = None  # last line of a pretty-printed JSON object, else None
+
+
+# `[%START_TIME%] "%REQ(:METHOD)% %REQ(X-ENVOY-ORIGINAL-PATH?:PATH)% %PROTOCOL%" %RESPONSE_CODE% %RESPONSE_FLAGS%`,
+# the prefix every TEXT format here shares. A prefix before the `[` (such as
+# the timestamp `kubectl logs --timestamps` adds) is allowed.
+_REQUEST = (
+    r'\[(?P<start>[^\]]+)\] "(?P<method>\S+) (?P<path>\S+) (?P<protocol>\S+)" '
+    r"(?P<code>\d+) (?P<flags>\S+) "
+)
+# Istio's TEXT format, from %RESPONSE_CODE_DETAILS% to %ROUTE_NAME%.
+_ISTIO_REST = (
+    r'(?P<details>\S+) (?P<termination>\S+) "(?P<transport_failure>[^"]*)" '
+    r"(?P<received>\S+) (?P<sent>\S+) (?P<duration>\S+) (?P<service_time>\S+) "
+    r'"(?P<xff>[^"]*)" "(?P<user_agent>.*?)" "(?P<request_id>[^"]*)" "(?P<authority>[^"]*)" '
+    r'"(?P<upstream_host>[^"]*)" (?P<cluster>\S+) (?P<upstream_local>\S+) '
+    r"(?P<downstream_local>\S+) (?P<downstream_remote>\S+) (?P<sni>\S+) (?P<route>\S+)\s*$"
+)
+# Envoy's default format, from %BYTES_RECEIVED% to "%UPSTREAM_HOST%".
+_ENVOY_REST = (
+    r"(?P<received>\S+) (?P<sent>\S+) (?P<duration>\S+) (?P<service_time>\S+) "
+    r'"(?P<xff>[^"]*)" "(?P<user_agent>.*?)" "(?P<request_id>[^"]*)" "(?P<authority>[^"]*)" '
+    r'"(?P<upstream_host>[^"]*)"\s*$'
+)
+_ISTIO_TEXT = re.compile(_REQUEST + _ISTIO_REST)
+_ENVOY_TEXT = re.compile(_REQUEST + _ENVOY_REST)
+_TEXT_START = re.compile(r'\[\d{4}-\d\d-\d\d[T ][^\]]*\] "')
+
+# Keys of Istio's JSON access-log format, mapped to AccessLogEntry fields.
+_JSON_KEYS = {
+    "start_time": "timestamp",
+    "method": "method",
+    "path": "path",
+    "protocol": "protocol",
+    "response_code": "response_code",
+    "response_flags": "response_flags",
+    "response_code_details": "response_code_details",
+    "connection_termination_details": "connection_termination_details",
+    "upstream_transport_failure_reason": "upstream_transport_failure_reason",
+    "bytes_received": "bytes_received",
+    "bytes_sent": "bytes_sent",
+    "duration": "duration_ms",
+    "upstream_service_time": "upstream_service_time_ms",
+    "x_forwarded_for": "x_forwarded_for",
+    "user_agent": "user_agent",
+    "request_id": "request_id",
+    "authority": "authority",
+    "upstream_host": "upstream_host",
+    "upstream_cluster": "upstream_cluster",
+    "upstream_local_address": "upstream_local_address",
+    "downstream_local_address": "downstream_local_address",
+    "downstream_remote_address": "downstream_remote_address",
+    "requested_server_name": "requested_server_name",
+    "route_name": "route_name",
+}
+# A JSON object is an access-log entry when it has a status and one of these.
+_JSON_REQUIRED_ANY = ("upstream_cluster", "upstream_host", "response_flags", "start_time")
+
+# A pretty-printed object longer than this is not read as one entry.
+_MAX_JSON_BLOCK_LINES = 400
+_SNIFF_LINES = 200
+
+
+def sniff(doc: Document) -> bool:
+    """Return True when one of the first lines is an access-log entry."""
+    head = "\n".join(doc.text.splitlines()[:_SNIFF_LINES])
+    for item in _scan(Document(doc.source, head)):
+        if isinstance(item, AccessLogEntry):
+            return True
+    return False
+
+
+def parse(doc: Document) -> ParseResult:
+    """Read every access-log entry; any other non-blank line is a problem."""
+    result = ParseResult(KIND)
+    for item in _scan(doc):
+        if isinstance(item, AccessLogEntry):
+            result.facts.append(item)
+        else:
+            result.problems.append(item)
+    if result.problems:
+        logger.debug("%s: %d lines are not access-log entries", doc.source, len(result.problems))
+    return result
+
+
+def parse_line(source: str, line_number: int, line: str) -> AccessLogEntry | None:
+    """Parse one TEXT or single-line JSON entry, or return None."""
+    stripped = line.strip()
+    if stripped.startswith("{"):
+        try:
+            value = json.loads(stripped)
+        except ValueError:
+            return None
+        if not _is_access_json(value):
+            return None
+        return _from_json(source, line_number, stripped, value, None)
+    return _from_text(source, line_number, line.rstrip("\r\n"))
+
+
+def _scan(doc: Document) -> Iterator[AccessLogEntry | ParseProblem]:
+    lines = doc.text.splitlines()
+    index = 0
+    while index < len(lines):
+        line = lines[index]
+        stripped = line.strip()
+        line_number = index + 1
+        if not stripped:
+            index += 1
+            continue
+
+        if stripped.startswith("{"):
+            consumed, item = _read_json(doc.source, lines, index)
+            yield item
+            index += consumed
+            continue
+
+        entry = _from_text(doc.source, line_number, line.rstrip("\r\n"))
+        if entry is not None:
+            yield entry
+        else:
+            yield ParseProblem(doc.source, line_number, _text_problem(stripped))
+        index += 1
+
+
+def _text_problem(stripped: str) -> str:
+    if _TEXT_START.search(stripped):
+        return ("line starts like an Envoy TEXT access-log entry but its fields do not match "
+                "Istio's default format or Envoy's default format (truncated or custom format?)")
+    return "not an Envoy access-log entry (neither Istio/Envoy TEXT format nor a JSON object)"
+
+
+def _read_json(source: str, lines: list[str], start: int) -> tuple[int, AccessLogEntry | ParseProblem]:
+    """Read a JSON object starting at `lines[start]`, on one line or pretty-printed.
+
+    Returns how many lines it consumed and the entry or a problem. A block that
+    never becomes valid JSON consumes only its first line, so the lines after it
+    are read on their own.
+    """
+    line_number = start + 1
+    first = lines[start].strip()
+    try:
+        value = json.loads(first)
+    except ValueError:
+        pass
+    else:
+        return 1, _json_item(source, line_number, first, value, None)
+
+    indent = _indent(lines[start])
+    block = [lines[start]]
+    for offset in range(1, min(_MAX_JSON_BLOCK_LINES, len(lines) - start)):
+        following = lines[start + offset]
+        at_same_level = _indent(following) == indent
+        if at_same_level and following.strip().startswith("{"):
+            break  # the next object starts, so this one was never closed
+        block.append(following)
+        if not (at_same_level and following.strip().startswith("}")):
+            continue
+        try:
+            value = json.loads("\n".join(block))
+        except ValueError:
+            continue
+        compact = json.dumps(value, separators=(",", ":"))
+        return offset + 1, _json_item(source, line_number, compact, value, start + offset + 1)
+
+    return 1, ParseProblem(source, line_number,
+                           "JSON object is not valid or not closed: " + _shorten(first))
+
+
+def _json_item(source: str, line_number: int, text: str, value: Any,
+               end_line: int | None) -> AccessLogEntry | ParseProblem:
+    if not _is_access_json(value):
+        return ParseProblem(source, line_number,
+                            "JSON object without access-log fields (response_code and upstream_cluster, "
+                            "upstream_host, response_flags or start_time)")
+    return _from_json(source, line_number, text, value, end_line)
+
+
+def _is_access_json(value: Any) -> bool:
+    return (isinstance(value, dict) and "response_code" in value
+            and any(key in value for key in _JSON_REQUIRED_ANY))
+
+
+def _from_json(source: str, line_number: int, text: str, value: dict[str, Any],
+               end_line: int | None) -> AccessLogEntry:
+    fields = {field: _json_string(value.get(key)) for key, field in _JSON_KEYS.items()}
+    cluster = _cluster(fields["upstream_cluster"])
+    return AccessLogEntry(
+        source=source,
+        line=line_number,
+        text=text,
+        timestamp=_timestamp(fields["timestamp"]),
+        method=fields["method"],
+        path=fields["path"],
+        protocol=fields["protocol"],
+        response_code=_int(fields["response_code"]),
+        response_flags=_flags(fields["response_flags"]),
+        response_code_details=fields["response_code_details"],
+        connection_termination_details=fields["connection_termination_details"],
+        upstream_transport_failure_reason=fields["upstream_transport_failure_reason"],
+        bytes_received=_int(fields["bytes_received"]),
+        bytes_sent=_int(fields["bytes_sent"]),
+        duration_ms=_int(fields["duration_ms"]),
+        upstream_service_time_ms=_int(fields["upstream_service_time_ms"]),
+        x_forwarded_for=fields["x_forwarded_for"],
+        user_agent=fields["user_agent"],
+        request_id=fields["request_id"],
+        authority=fields["authority"],
+        upstream_host=fields["upstream_host"],
+        upstream_cluster=cluster,
+        upstream_local_address=fields["upstream_local_address"],
+        downstream_local_address=fields["downstream_local_address"],
+        downstream_remote_address=fields["downstream_remote_address"],
+        requested_server_name=fields["requested_server_name"],
+        route_name=fields["route_name"],
+        direction=_direction(cluster, fields["requested_server_name"]),
+        log_format="json",
+        end_line=end_line,
+    )
+
+
+def _from_text(source: str, line_number: int, line: str) -> AccessLogEntry | None:
+    match = _ISTIO_TEXT.search(line)
+    istio = match is not None
+    if match is None:
+        match = _ENVOY_TEXT.search(line)
+    if match is None:
+        return None
+
+    fields = match.groupdict()
+    value = {name: _dash(text) for name, text in fields.items()}
+    raw_cluster = value.get("cluster")
+    cluster = _cluster(raw_cluster)
+    if not istio:
+        log_format = "text-envoy"
+    elif raw_cluster is not None and raw_cluster.endswith(";"):
+        log_format = "text-legacy"
+    else:
+        log_format = "text-1.24"
+
+    return AccessLogEntry(
+        source=source,
+        line=line_number,
+        text=line,
+        timestamp=_timestamp(value["start"]),
+        method=value["method"],
+        path=value["path"],
+        protocol=value["protocol"],
+        response_code=_int(value["code"]),
+        response_flags=_flags(value["flags"]),
+        response_code_details=value.get("details"),
+        connection_termination_details=value.get("termination"),
+        upstream_transport_failure_reason=value.get("transport_failure"),
+        bytes_received=_int(value["received"]),
+        bytes_sent=_int(value["sent"]),
+        duration_ms=_int(value["duration"]),
+        upstream_service_time_ms=_int(value["service_time"]),
+        x_forwarded_for=value["xff"],
+        user_agent=value["user_agent"],
+        request_id=value["request_id"],
+        authority=value["authority"],
+        upstream_host=value["upstream_host"],
+        upstream_cluster=cluster,
+        upstream_local_address=value.get("upstream_local"),
+        downstream_local_address=value.get("downstream_local"),
+        downstream_remote_address=value.get("downstream_remote"),
+        requested_server_name=value.get("sni"),
+        route_name=value.get("route"),
+        direction=_direction(cluster, value.get("sni")),
+        log_format=log_format,
+    )
+
+
+def _dash(value: str | None) -> str | None:
+    if value is None or value in ("-", ""):
+        return None
+    return value
+
+
+def _json_string(value: Any) -> str | None:
+    if value is None or isinstance(value, (dict, list)):
+        return None
+    if isinstance(value, bool):
+        return str(value).lower()
+    return _dash(str(value))
+
+
+def _int(value: str | None) -> int | None:
+    if value is None:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        return None
+
+
+def _flags(value: str | None) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    return tuple(flag for flag in value.split(",") if flag and flag != "-")
+
+
+def _timestamp(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        return None
+
+
+def _cluster(value: str | None) -> str | None:
+    """Return the cluster name without the `;` that Istio 1.24+ stat names end with."""
+    if value is None:
+        return None
+    return value[:-1] if value.endswith(";") else value
+
+
+def _direction(cluster: str | None, requested_server_name: str | None) -> str | None:
+    if cluster is not None:
+        if cluster.startswith("inbound|") or cluster.startswith("InboundPassthroughCluster"):
+            return "inbound"
+        if cluster.startswith("outbound|") or cluster in ("PassthroughCluster", "BlackHoleCluster"):
+            return "outbound"
+    # A server sidecar sees the SNI that the client sidecar set for the outbound cluster.
+    if requested_server_name is not None and requested_server_name.startswith("outbound_."):
+        return "inbound"
+    return None
+
+
+def _indent(line: str) -> int:
+    return len(line) - len(line.lstrip())
+
+
+def _shorten(text: str, limit: int = 80) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
