@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import tarfile
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -196,6 +197,10 @@ def _tarball_documents(path: Path, result: ReadResult) -> Iterable[Document]:
         result.facts.skipped.append(Skipped(str(path), f"not a readable tar archive: {error}"))
         return
     with archive:
+        manifest = _bundle_manifest_member(archive)
+        if manifest is not None:
+            yield from _tarball_bundle_documents(path, archive, manifest, result)
+            return
         for member in archive:
             source = f"{path}:{member.name}"
             if not member.isfile():
@@ -213,3 +218,30 @@ def _tarball_documents(path: Path, result: ReadResult) -> Iterable[Document]:
             document = _decode(source, handle.read(), result)
             if document is not None:
                 yield document
+
+
+def _bundle_manifest_member(archive: tarfile.TarFile) -> tarfile.TarInfo | None:
+    """Return the manifest of a bundle packed at the archive root or in one top folder."""
+    for member in archive.getmembers():
+        parts = Path(member.name).parts
+        if member.isfile() and parts and parts[-1] == bundle.MANIFEST_NAME and len(parts) <= 2:
+            return member
+    return None
+
+
+def _tarball_bundle_documents(path: Path, archive: tarfile.TarFile, manifest: tarfile.TarInfo,
+                              result: ReadResult) -> Iterable[Document]:
+    # The "data" filter rejects absolute paths, links out of the folder and device files.
+    with tempfile.TemporaryDirectory(prefix="mesh-doctor-bundle-") as folder:
+        try:
+            archive.extractall(folder, filter="data")
+        except (tarfile.TarError, OSError) as error:
+            result.facts.skipped.append(Skipped(str(path), f"cannot unpack the bundle: {error}"))
+            return
+        root = Path(folder) / Path(manifest.name).parent
+        documents, observations = bundle.read_bundle(root)
+        result.observations.extend(observations)
+        for document in documents:
+            relative = Path(document.source).relative_to(folder) if Path(
+                document.source).is_relative_to(folder) else Path(document.source)
+            yield Document(f"{path}:{relative}", document.text)
