@@ -8,6 +8,8 @@ in namespace `shop` whose istio-proxy runs as a native sidecar (an init
 container with restartPolicy Always, as Istio 1.28 injects it) with a 64Mi
 memory limit and was OOMKilled; pod `frontend` with a classic istio-proxy
 container. The pod IP of `checkout` is the loopback address 127.0.0.27.
+The kubelet's cAdvisor metrics (fetched with `kubectl get --raw`) show the
+checkout istio-proxy throttled in half of its CFS periods.
 
 The same script runs `.venv/bin/envoy` with Istio's TEXT access-log format
 and an outbound cluster to 127.0.0.27:8080: requests succeed while a small
@@ -200,9 +202,43 @@ def pod_metrics(now: datetime) -> dict:
                                                        ("istio-proxy", "6m", "48220Ki")])]}
 
 
+def cadvisor_metrics(now: datetime) -> str:
+    """The kubelet's cAdvisor metrics for worker-2, in Prometheus text exposition."""
+    stamp = int(now.timestamp() * 1000)
+    series = {
+        "checkout-7c9d8b6f5-x2x7k": {
+            "istio-proxy": (18234, 9120, 734.212, 66584576),
+            "checkout": (18230, 12, 0.381, 206569472),
+        },
+        "frontend-6d4b9c8f7-q8w2z": {
+            "istio-proxy": (90412, 95, 1.907, 49283072),
+        },
+    }
+    metrics = [
+        ("container_cpu_cfs_periods_total", "Number of elapsed enforcement period intervals.", "counter", 0),
+        ("container_cpu_cfs_throttled_periods_total", "Number of throttled period intervals.", "counter", 1),
+        ("container_cpu_cfs_throttled_seconds_total",
+         "Total time duration the container has been throttled.", "counter", 2),
+        ("container_memory_working_set_bytes", "Current working set in bytes.", "gauge", 3),
+    ]
+    lines = []
+    for name, help_text, metric_type, field in metrics:
+        lines.append(f"# HELP {name} {help_text}")
+        lines.append(f"# TYPE {name} {metric_type}")
+        for pod, containers in series.items():
+            for container, values in containers.items():
+                cgroup = f"/kubepods/burstable/pod{pod[-5:]}/{container}"
+                image = ("docker.io/istio/proxyv2:1.28.0" if container == "istio-proxy"
+                         else f"registry.example.com/{container}:4.2.1")
+                labels = (f'container="{container}",id="{cgroup}",image="{image}",'
+                          f'name="{container}-{pod[-5:]}",namespace="shop",pod="{pod}"')
+                lines.append(f"{name}{{{labels}}} {values[field]} {stamp}")
+    return "\n".join(lines) + "\n"
+
+
 class ReplayState:
     def __init__(self) -> None:
-        self.routes: dict[str, dict] = {}
+        self.routes: dict[str, dict | str] = {}
         self.requests: list[str] = []
 
 
@@ -212,6 +248,14 @@ def replay_handler(state: ReplayState) -> type[http.server.BaseHTTPRequestHandle
             path = self.path.split("?", 1)[0]
             state.requests.append(f"GET {self.path}")
             body = state.routes.get(path)
+            if isinstance(body, str):
+                payload = body.encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "text/plain; version=0.0.4")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+                return
             if body is None:
                 payload = json.dumps({"kind": "Status", "apiVersion": "v1", "status": "Failure",
                                       "reason": "NotFound", "code": 404}).encode()
@@ -317,6 +361,7 @@ def main() -> None:
                                                       "metadata": {"resourceVersion": "48213"},
                                                       "items": events(started, killed)}
     state.routes["/apis/metrics.k8s.io/v1beta1/namespaces/shop/pods"] = pod_metrics(datetime.now(timezone.utc))
+    state.routes["/api/v1/nodes/worker-2/proxy/metrics/cadvisor"] = cadvisor_metrics(datetime.now(timezone.utc))
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), replay_handler(state))
     threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -335,6 +380,7 @@ def main() -> None:
             "kubectl-get-events-shop.yaml": ["get", "events", "-o", "yaml"],
             "kubectl-events-shop.txt": ["events"],
             "kubectl-top-pod-containers.txt": ["top", "pod", "--containers"],
+            "kubelet-cadvisor-worker-2.txt": ["get", "--raw", "/api/v1/nodes/worker-2/proxy/metrics/cadvisor"],
         }
         for name, args in outputs.items():
             (OUT / name).write_text(run_kubectl(kubeconfig, *args))
