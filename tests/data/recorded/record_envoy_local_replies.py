@@ -11,7 +11,8 @@ Runs the real `.venv/bin/envoy` on 127.0.0.1 with:
   with `allow_missing` followed by RBAC that needs a verified JWT payload;
 - RBAC with no matching ALLOW policy and with a matching DENY policy;
 - a local rate limit of one request per minute;
-- upstream clusters that fail: no endpoints, a closed port, a server that
+- upstream clusters that fail (a second time with the transport failure
+  reason in the reply body, as releases before 1.3x printed it): no endpoints, a closed port, a server that
   closes the connection, a circuit breaker that allows nothing, and TLS to
   `openssl s_server` peers with an expired certificate, a certificate for
   another name, a plaintext HTTP server, a peer that rejects Envoy's client
@@ -62,6 +63,7 @@ ISSUER = "https://issuer.example.test"
 REMOTE_ISSUER = "https://remote-issuer.example.test"
 AUDIENCE = "orders"
 KID = "key-1"
+TRANSPORT_REASON_FLAG = "envoy.reloadable_features.hide_transport_failure_reason_in_response_body"
 
 # Envoy log lines worth keeping: jwt_authn and RBAC debug lines, TLS failure
 # reasons, and every warning or error. The startup listing of extensions and
@@ -291,6 +293,8 @@ def envoy_config(ports: dict[str, int], pki: dict, jwks: str, logdir: Path) -> d
     ]
     return {
         "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": ports["admin"]}}},
+        # /runtime_modify on the admin port needs an admin layer.
+        "layered_runtime": {"layers": [{"name": "admin", "admin_layer": {}}]},
         "static_resources": {
             "listeners": [{"name": "inbound", "address": {"socket_address": {
                 "address": "127.0.0.1", "port_value": ports["http"]}},
@@ -369,6 +373,13 @@ def wait_ready(admin_port: int) -> None:
         except OSError:
             time.sleep(0.2)
     raise RuntimeError("Envoy did not become ready within 20 s")
+
+
+def runtime_modify(admin_port: int, key: str, value: str) -> None:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{admin_port}/runtime_modify?{key}={value}", method="POST")
+    with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response:
+        response.read()
 
 
 def curl(name: str, url: str, *headers: str) -> None:
@@ -450,6 +461,12 @@ def main() -> None:
                      "tls12-unknown-ca-client", "tls13-unknown-ca-client",
                      "tls13-no-client-cert", "tls12-expired-client-cert", "plaintext-to-tls"):
             curl(f"upstream-{name}", f"{base}/upstream/{name}/orders")
+
+        # Releases before the runtime flag below existed printed the transport
+        # failure reason in the body; 1.40 still does when the flag is false.
+        runtime_modify(ports["admin"], TRANSPORT_REASON_FLAG, "false")
+        for name in ("closed-port", "tls-expired", "tls-to-plaintext", "tls12-unknown-ca-client"):
+            curl(f"upstream-{name}-with-transport-reason", f"{base}/upstream/{name}/orders")
         time.sleep(1.5)  # the file access logger flushes every second
     finally:
         envoy.terminate()
