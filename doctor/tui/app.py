@@ -1,0 +1,235 @@
+"""The Mesh Doctor app: one factory, the scan and export workers, and the app-wide keys.
+
+`build_app` is the only way the CLI and the tests build the app. The app
+starts the scan in a worker thread as soon as it mounts, so the first screen
+appears at once and fills in when the `ScanCompleted` message arrives. Every
+worker failure ends in `on_work_failed`, which shows an error dialog.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+from textual import work
+from textual.app import App, SystemCommand
+from textual.binding import Binding
+from textual.screen import Screen
+
+from doctor.diagnosis import Diagnosis
+from doctor.playbooks import Playbook, load_playbooks
+from doctor.report import render_markdown
+from doctor.rules import RuleLoadError
+from doctor.tui import formatting
+from doctor.tui.messages import ReportExported, ScanCompleted, WorkFailed
+from doctor.tui.screens.base import DoctorScreen
+from doctor.tui.screens.dialogs import ErrorDialog, HelpScreen
+from doctor.tui.screens.triage import TriageScreen
+
+logger = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+Scanner = Callable[[list[Path], datetime], Diagnosis]
+
+NAVIGATION_KEYS = (
+    ("↑ ↓ pgup pgdn", "Move the cursor"),
+    ("tab / shift+tab", "Move to the next / previous pane"),
+    ("enter", "Open the selected row"),
+    ("^p or :", "Open the command palette"),
+)
+
+
+def build_app(
+    paths: Sequence[Path],
+    *,
+    read_only: bool = True,
+    export_dir: Path | None = None,
+    clock: Clock | None = None,
+) -> MeshDoctorApp:
+    """Build the app that scans `paths` and shows the diagnosis.
+
+    `export_dir` is where `e` writes the Markdown report (default: the current
+    folder). `clock` returns the time used for the report's name and the
+    diagnosis timestamp; tests pass a fixed one.
+    """
+    return MeshDoctorApp(
+        [Path(path) for path in paths],
+        read_only=read_only,
+        export_dir=export_dir if export_dir is not None else Path.cwd(),
+        clock=clock or _local_now,
+    )
+
+
+def _local_now() -> datetime:
+    return datetime.now().astimezone()
+
+
+def _scan_with_shipped_rules(paths: list[Path], now: datetime) -> Diagnosis:
+    # Imported here so the first screen shows before the engine, the rules and
+    # every parser have loaded.
+    from doctor.scan import scan_paths
+
+    return scan_paths(paths, now=now)
+
+
+class MeshDoctorApp(App[None]):
+    """Triage of the evidence in the given paths; every key only reads."""
+
+    TITLE = "Mesh Doctor"
+    CSS_PATH = "app.tcss"
+
+    BINDINGS = [
+        Binding("q", "quit", "Quit"),
+        Binding("question_mark", "help", "Help"),
+        Binding("e", "export", "Export"),
+        Binding("colon", "command_palette", "Commands", show=False),
+    ]
+
+    def __init__(
+        self,
+        paths: list[Path],
+        *,
+        read_only: bool,
+        export_dir: Path,
+        clock: Clock,
+        scanner: Scanner | None = None,
+    ) -> None:
+        super().__init__()
+        self.paths = paths
+        self.scanner = scanner or _scan_with_shipped_rules
+        # NOTE: no screen runs a command yet, so read_only only labels the
+        # session; running playbook steps must check it and ask to confirm.
+        self.read_only = read_only
+        self.export_dir = export_dir
+        self.clock = clock
+        self.diagnosis: Diagnosis | None = None
+        self.playbooks: dict[str, Playbook] = {}
+        self.playbook_error: str | None = None
+        self.triage = TriageScreen(paths)
+        if read_only:
+            self.title = f"{self.TITLE} · read-only"
+
+    def get_default_screen(self) -> Screen:
+        return self.triage
+
+    def on_mount(self) -> None:
+        self._scan(self.paths, self.clock())
+
+    @work(thread=True, exclusive=True, group="scan", exit_on_error=False)
+    def _scan(self, paths: list[Path], now: datetime) -> None:
+        named = ", ".join(str(path) for path in paths)
+        try:
+            diagnosis = self.scanner(paths, now)
+        except RuleLoadError as error:
+            self.post_message(WorkFailed("The rule files are invalid", str(error)))
+            return
+        except Exception as error:  # shown in the dialog; the traceback goes to the log
+            logger.exception("scanning %s failed", named)
+            self.post_message(WorkFailed("Scan failed", f"Scanning {named} failed: {error!r}"))
+            return
+
+        playbooks: dict[str, Playbook] = {}
+        playbook_error = None
+        try:
+            playbooks = load_playbooks()
+        except (RuleLoadError, OSError) as error:
+            logger.warning("playbooks could not be loaded: %s", error)
+            playbook_error = str(error)
+        self.post_message(ScanCompleted(diagnosis, playbooks, playbook_error))
+
+    def on_scan_completed(self, message: ScanCompleted) -> None:
+        self.diagnosis = message.diagnosis
+        self.playbooks = message.playbooks
+        self.playbook_error = message.playbook_error
+        self.triage.show_diagnosis(message.diagnosis, message.playbooks, message.playbook_error)
+        if message.playbook_error:
+            self.notify("Playbooks could not be loaded; findings show their remediation text only.",
+                        title="Playbooks", severity="warning")
+
+    def on_work_failed(self, message: WorkFailed) -> None:
+        self.push_screen(ErrorDialog(message.title, message.message))
+
+    def action_export(self) -> None:
+        if self.diagnosis is None:
+            self.notify("The scan is still running; export once the findings appear.",
+                        severity="warning")
+            return
+        self._export(self.diagnosis, self.export_dir, self.clock())
+
+    @work(thread=True, exclusive=True, group="export", exit_on_error=False)
+    def _export(self, diagnosis: Diagnosis, directory: Path, moment: datetime) -> None:
+        try:
+            text = render_markdown(diagnosis)
+            path = write_new_file(directory, formatting.report_file_name(moment), text)
+        except OSError as error:
+            reason = error.strerror or str(error)
+            self.post_message(WorkFailed(
+                "Export failed",
+                f"Could not write the report in {directory}: {reason}. "
+                "Start mesh-doctor from a folder you can write to.",
+            ))
+            return
+        except Exception as error:  # shown in the dialog; the traceback goes to the log
+            logger.exception("exporting the report to %s failed", directory)
+            self.post_message(WorkFailed("Export failed", f"Rendering the report failed: {error!r}"))
+            return
+        self.post_message(ReportExported(path))
+
+    def on_report_exported(self, message: ReportExported) -> None:
+        self.notify(f"Report written to {message.path}", title="Exported")
+
+    def action_help(self) -> None:
+        screen = self.screen
+        if isinstance(screen, HelpScreen):
+            return
+        name = getattr(screen, "SCREEN_NAME", type(screen).__name__)
+        self.push_screen(HelpScreen(name, self._help_rows(screen)))
+
+    def _help_rows(self, screen: Screen) -> list[tuple[str, str]]:
+        """List the keys of `screen` and of the app, then the navigation keys of the widgets."""
+        rows: list[tuple[str, str]] = []
+        seen: set[str] = set()
+        for active in screen.active_bindings.values():
+            binding = active.binding
+            if active.node is not screen and active.node is not self:
+                continue
+            if not binding.description or binding.action in seen or not active.enabled:
+                continue
+            seen.add(binding.action)
+            rows.append((self.get_key_display(binding), binding.description))
+        rows.extend(NAVIGATION_KEYS)
+        return rows
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        yield SystemCommand("Export report", "Write the Markdown incident report to a file",
+                            self.action_export)
+        yield SystemCommand("Help", "List the keys of this screen", self.action_help)
+        if isinstance(screen, DoctorScreen):
+            if screen.check_action("filter", ()):
+                yield SystemCommand("Filter", "Filter the rows of this screen", screen.action_filter)
+            if len(self.screen_stack) > 1:
+                yield SystemCommand("Back", "Return to the previous screen", screen.action_back)
+        if isinstance(screen, TriageScreen) and self.diagnosis is not None:
+            yield SystemCommand("Coverage", "List the checks that could not run",
+                                screen.action_coverage)
+            yield SystemCommand("Parse problems", "List parse problems and skipped inputs",
+                                screen.action_problems)
+            yield SystemCommand("Inputs", "Browse every input file with line numbers",
+                                screen.action_inputs)
+
+
+def write_new_file(directory: Path, name: str, text: str) -> Path:
+    """Write `text` to a new file in `directory`, adding -2, -3 … to `name` rather than overwrite."""
+    stem, suffix = Path(name).stem, Path(name).suffix
+    for attempt in range(1, 100):
+        candidate = directory / (name if attempt == 1 else f"{stem}-{attempt}{suffix}")
+        try:
+            with candidate.open("x", encoding="utf-8") as stream:
+                stream.write(text)
+        except FileExistsError:
+            continue
+        return candidate
+    raise FileExistsError(f"{directory / name} and 98 numbered variants already exist")

@@ -1,0 +1,58 @@
+"""Messages that workers post to the UI: a finished result or a failure.
+
+Workers never touch widgets. Each one posts exactly one of these messages when
+it ends, and the handlers on the app and the screens render the result.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from textual.message import Message
+
+from doctor.diagnosis import Diagnosis
+from doctor.playbooks import Playbook
+
+
+@dataclass
+class ScanCompleted(Message):
+    """The scan of the input paths finished with this diagnosis.
+
+    `playbooks` maps playbook ids to the loaded playbooks. When the playbook
+    files could not be loaded it is empty and `playbook_error` says why; the
+    diagnosis is still shown.
+    """
+
+    diagnosis: Diagnosis
+    playbooks: dict[str, Playbook] = field(default_factory=dict)
+    playbook_error: str | None = None
+
+
+@dataclass
+class ReportExported(Message):
+    """The Markdown report was written to `path`."""
+
+    path: Path
+
+
+@dataclass
+class SourceLoaded(Message):
+    """The text of one input, split into lines, for the evidence browser.
+
+    `line` is the 1-based line to highlight, if the browser was asked for one;
+    `truncated` says the input was longer than the browser reads.
+    """
+
+    source: str
+    lines: list[str]
+    line: int | None = None
+    truncated: bool = False
+
+
+@dataclass
+class WorkFailed(Message):
+    """A worker failed; the app shows `title` and `message` in an error dialog."""
+
+    title: str
+    message: str

@@ -1,0 +1,253 @@
+"""One finding: its causal chain, the evidence for and against, the checks and the remedy."""
+
+from __future__ import annotations
+
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.widgets import DataTable, Footer, Header, Static
+
+from doctor.diagnosis import CheckOutcome, Diagnosis, Finding, NotChecked
+from doctor.model import Evidence
+from doctor.playbooks import Playbook
+from doctor.tui import formatting
+from doctor.tui.screens.base import DoctorScreen
+from doctor.tui.screens.evidence import EvidenceScreen
+from doctor.tui.widgets import FilterInput
+
+EVIDENCE_COLUMNS = ("Location", "Line", "Note")
+EMPTY_EVIDENCE = {
+    "evidence-for": "No evidence for this cause was found in the inputs.",
+    "evidence-against": "No evidence against this cause was found in the inputs.",
+}
+
+
+class FindingScreen(DoctorScreen):
+    """The proof behind one ranked cause, and what to do about it."""
+
+    SCREEN_NAME = "Finding"
+
+    BINDINGS = [
+        Binding("enter", "open_evidence", "Open line", show=False),
+        Binding("i", "inputs", "Inputs"),
+    ]
+
+    def __init__(
+        self,
+        finding: Finding,
+        diagnosis: Diagnosis,
+        *,
+        playbook: Playbook | None = None,
+        playbook_error: str | None = None,
+    ) -> None:
+        super().__init__()
+        self.finding = finding
+        self.diagnosis = diagnosis
+        self.playbook = playbook
+        self.playbook_error = playbook_error
+        self.supporting = [item for item in finding.evidence if item.supports]
+        self.opposing = [item for item in finding.evidence if not item.supports]
+        self._needle = ""
+
+    def compose(self) -> ComposeResult:
+        finding = self.finding
+        yield Header()
+        with VerticalScroll(id="finding"):
+            yield Static(self._heading(), id="finding-title")
+            if finding.summary:
+                yield Static(finding.summary, id="finding-summary")
+
+            yield Static("Causal chain (symptom → … → cause)", classes="section-title")
+            yield Static(self._chain(), id="chain")
+
+            yield Static("Evidence for — enter opens the line", classes="section-title")
+            yield DataTable(id="evidence-for", cursor_type="row", classes="evidence")
+            yield Static(EMPTY_EVIDENCE["evidence-for"], id="evidence-for-empty", classes="empty")
+            yield Static("Evidence against", classes="section-title")
+            yield DataTable(id="evidence-against", cursor_type="row", classes="evidence")
+            yield Static(EMPTY_EVIDENCE["evidence-against"], id="evidence-against-empty",
+                         classes="empty")
+
+            yield Static("Checks that ran", classes="section-title")
+            yield Static(self._checks_ran(), id="checks-ran")
+            yield Static("Checks that could not run", classes="section-title")
+            yield Static(self._checks_not_run(), id="checks-not-run")
+
+            yield Static("Remediation", classes="section-title")
+            yield Static(finding.remediation or "The rule gives no remediation text.",
+                         id="remediation")
+            yield Static(self._playbook(), id="playbook")
+        yield FilterInput("filter evidence lines; enter keeps it, escape clears")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.sub_title = self.finding.cause_id
+        self.apply_filter("")
+        self.focus_results()
+
+    def _heading(self) -> Text:
+        finding = self.finding
+        text = formatting.status_text(finding.status)
+        text.append(f"  score {formatting.score_text(finding.score)}  ", style="dim")
+        text.append(finding.title, style="bold")
+        text.append(f"  ({finding.cause_id})", style="dim")
+        return text
+
+    def _chain(self) -> Text:
+        labels = formatting.chain_labels(self.diagnosis)
+        text = Text()
+        for depth, step in enumerate(self.finding.chain):
+            prefix = "  " * depth + ("↳ " if depth else "")
+            text.append(prefix)
+            text.append(step, style="bold" if step == self.finding.cause_id else "")
+            title = labels.get(step)
+            if title:
+                text.append(f"  {title}", style="dim")
+            if depth < len(self.finding.chain) - 1:
+                text.append("\n")
+        return text
+
+    def _checks_ran(self) -> Table | str:
+        ran = [outcome for outcome in self.finding.checks if outcome.result != "unknown"]
+        if not ran:
+            return "No check could run on the inputs read."
+        table = Table.grid(padding=(0, 2))
+        table.add_column(no_wrap=True)
+        table.add_column(no_wrap=True)
+        table.add_column(no_wrap=True)
+        table.add_column()
+        for outcome in ran:
+            table.add_row(
+                Text(outcome.result, style=formatting.CHECK_RESULT_STYLES.get(outcome.result, "")),
+                outcome.role.replace("_", " "),
+                outcome.check_id,
+                _outcome_detail(outcome),
+            )
+        return table
+
+    def _checks_not_run(self) -> Table | str:
+        missing = _not_run(self.finding, self.diagnosis.coverage.not_checked)
+        if not missing:
+            return "Every check of this cause ran."
+        table = Table.grid(padding=(0, 2))
+        table.add_column(no_wrap=True, style="cyan")
+        table.add_column()
+        for check_id, reason in missing:
+            table.add_row(check_id, reason)
+        return table
+
+    def _playbook(self) -> Text:
+        finding = self.finding
+        if self.playbook is not None:
+            return formatting.playbook_text(self.playbook)
+        if finding.playbook is None:
+            return Text("This cause has no playbook.", style="dim")
+        if self.playbook_error:
+            return Text(
+                f"Playbook {finding.playbook} could not be loaded: {self.playbook_error}",
+                style="red",
+            )
+        return Text(f"Playbook {finding.playbook} is not among the installed playbooks.",
+                    style="yellow")
+
+    def apply_filter(self, needle: str) -> None:
+        self._needle = needle
+        self._fill_evidence_tables()
+
+    def on_resize(self) -> None:
+        if self.is_mounted:
+            self._fill_evidence_tables()
+
+    def _fill_evidence_tables(self) -> None:
+        """Rebuild both evidence tables for the current filter and screen width."""
+        folded = self._needle.casefold()
+        root = formatting.source_root(self.diagnosis)
+        for table_id, items in (("evidence-for", self.supporting),
+                                ("evidence-against", self.opposing)):
+            locations = [formatting.short_source(formatting.evidence_location(item), root)
+                         for item in items]
+            widths = _evidence_widths(locations, items, self.app.size.width)
+
+            table = self.query_one(f"#{table_id}", DataTable)
+            table.clear(columns=True)
+            for label, width in zip(EVIDENCE_COLUMNS, widths):
+                table.add_column(label, key=label, width=width)
+            for index, (item, where) in enumerate(zip(items, locations)):
+                if folded and folded not in _evidence_haystack(item):
+                    continue
+                table.add_row(
+                    Text(where, no_wrap=True, overflow="ellipsis"),
+                    Text(item.text.strip(), no_wrap=True, overflow="ellipsis"),
+                    Text(item.note, no_wrap=True, overflow="ellipsis"),
+                    key=str(index),
+                )
+
+            empty = self.query_one(f"#{table_id}-empty", Static)
+            table.display = table.row_count > 0
+            empty.display = table.row_count == 0
+            if self._needle and items:
+                empty.update("No evidence line matches the filter.")
+            else:
+                empty.update(EMPTY_EVIDENCE[table_id])
+
+    def focus_results(self) -> None:
+        for table_id in ("evidence-for", "evidence-against"):
+            table = self.query_one(f"#{table_id}", DataTable)
+            if table.display:
+                table.focus()
+                return
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        event.stop()
+        self._open_row(event.data_table, event.cursor_row)
+
+    def action_open_evidence(self) -> None:
+        focused = self.focused
+        if isinstance(focused, DataTable) and focused.row_count:
+            self._open_row(focused, focused.cursor_row)
+
+    def _open_row(self, table: DataTable, row: int) -> None:
+        items = self.supporting if table.id == "evidence-for" else self.opposing
+        row_key, _ = table.coordinate_to_cell_key((row, 0))
+        item = items[int(row_key.value or 0)]
+        self.app.push_screen(EvidenceScreen(self.diagnosis, item.source, item.line))
+
+    def action_inputs(self) -> None:
+        self.app.push_screen(EvidenceScreen(self.diagnosis))
+
+
+def _outcome_detail(outcome: CheckOutcome) -> str:
+    parts = []
+    if outcome.evidence:
+        parts.append(formatting.plural(len(outcome.evidence), "line") + " cited")
+    if outcome.reason:
+        parts.append(outcome.reason)
+    return "; ".join(parts)
+
+
+def _not_run(finding: Finding, not_checked: tuple[NotChecked, ...]) -> list[tuple[str, str]]:
+    """List the checks of `finding` that could not run, each once, with the reason."""
+    missing: list[tuple[str, str]] = []
+    for outcome in finding.checks:
+        if outcome.result == "unknown":
+            missing.append((outcome.check_id, outcome.reason))
+    for item in not_checked:
+        if item.cause_id == finding.cause_id and (item.check_id, item.reason) not in missing:
+            missing.append((item.check_id, item.reason))
+    return missing
+
+
+def _evidence_widths(locations: list[str], items: list[Evidence], screen_width: int) -> tuple[int, int, int]:
+    """Size the location, line and note columns so a table fits the screen without scrolling."""
+    location_width = min(max((len(where) for where in locations), default=8), 48)
+    note_width = min(max((len(item.note) for item in items), default=4), 32)
+    note_width = max(note_width, 4)
+    # Each column pads one cell on both sides; the table has a margin and a scrollbar.
+    spare = screen_width - location_width - note_width - 3 * 2 - 2 - 2
+    return location_width, max(spare, 16), note_width
+
+
+def _evidence_haystack(item: Evidence) -> str:
+    return " ".join((item.source, str(item.line or ""), item.text, item.note)).casefold()

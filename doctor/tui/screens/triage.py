@@ -1,0 +1,168 @@
+"""The first screen: what was read, the symptoms, and the ranked findings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.table import Table
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.widgets import DataTable, Footer, Header, Static
+
+from doctor.diagnosis import Diagnosis
+from doctor.playbooks import Playbook
+from doctor.tui import formatting
+from doctor.tui.screens.base import DoctorScreen
+from doctor.tui.screens.evidence import EvidenceScreen
+from doctor.tui.screens.finding import FindingScreen
+from doctor.tui.screens.lists import CoverageScreen, ProblemsScreen
+from doctor.tui.widgets import FilterInput
+
+FINDING_COLUMNS = ("#", "Status", "Score", "Cause", "Chain")
+
+
+class TriageScreen(DoctorScreen):
+    """Sources, a coverage banner when checks could not run, symptoms and ranked findings."""
+
+    BINDINGS = [
+        Binding("enter", "open_finding", "Open finding", show=False),
+        Binding("c", "coverage", "Coverage"),
+        Binding("p", "problems", "Problems"),
+        Binding("i", "inputs", "Inputs"),
+    ]
+
+    SCREEN_NAME = "Triage"
+
+    def __init__(self, paths: list[Path]) -> None:
+        super().__init__()
+        self.paths = paths
+        self.diagnosis: Diagnosis | None = None
+        self.playbooks: dict[str, Playbook] = {}
+        self.playbook_error: str | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Static(id="banner")
+        yield Static(formatting.sources_line(self.paths, None), id="sources")
+        yield Static("Symptoms", classes="section-title")
+        yield Static("Scanning …", id="symptoms")
+        yield Static("Findings", classes="section-title")
+        table: DataTable = DataTable(id="findings", cursor_type="row", zebra_stripes=True)
+        for label in FINDING_COLUMNS:
+            table.add_column(label, key=label)
+        yield table
+        yield Static(id="problems")
+        yield FilterInput("filter findings by status, cause or chain; enter keeps it, escape clears")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        if self.diagnosis is None:
+            self.query_one("#findings", DataTable).loading = True
+        else:
+            self._render_diagnosis(self.diagnosis)
+
+    def show_diagnosis(
+        self,
+        diagnosis: Diagnosis,
+        playbooks: dict[str, Playbook],
+        playbook_error: str | None = None,
+    ) -> None:
+        """Render a finished scan; `playbooks` are passed on to the finding screens."""
+        self.diagnosis = diagnosis
+        self.playbooks = playbooks
+        self.playbook_error = playbook_error
+        if self.is_mounted:
+            self._render_diagnosis(diagnosis)
+
+    def _render_diagnosis(self, diagnosis: Diagnosis) -> None:
+        self.query_one("#sources", Static).update(formatting.sources_line(self.paths, diagnosis))
+
+        banner = self.query_one("#banner", Static)
+        if diagnosis.coverage.not_checked:
+            banner.update(formatting.coverage_banner(diagnosis.coverage.not_checked))
+            banner.add_class("-shown")
+        else:
+            banner.remove_class("-shown")
+
+        self.query_one("#symptoms", Static).update(self._symptoms_table(diagnosis))
+        self.query_one("#problems", Static).update(formatting.problems_line(diagnosis))
+
+        table = self.query_one("#findings", DataTable)
+        table.loading = False
+        self.apply_filter(self.query_one(FilterInput).value)
+        table.focus()
+        self.refresh_bindings()
+
+    def _symptoms_table(self, diagnosis: Diagnosis) -> Table | str:
+        if not diagnosis.symptoms:
+            return "No symptom was found in the inputs."
+        table = Table.grid(padding=(0, 2))
+        table.add_column(no_wrap=True)
+        table.add_column(justify="right", no_wrap=True)
+        table.add_column()
+        for symptom in diagnosis.symptoms:
+            table.add_row(
+                symptom.title,
+                f"×{symptom.count}",
+                formatting.time_range(symptom.first_seen, symptom.last_seen),
+            )
+        return table
+
+    def apply_filter(self, needle: str) -> None:
+        if self.diagnosis is None:
+            return
+        table = self.query_one("#findings", DataTable)
+        table.clear()
+        for rank, finding in enumerate(self.diagnosis.findings, start=1):
+            if not formatting.finding_matches(finding, needle):
+                continue
+            table.add_row(
+                str(rank),
+                formatting.status_text(finding.status),
+                formatting.score_text(finding.score),
+                finding.title,
+                formatting.chain_text(finding.chain),
+                key=finding.cause_id,
+            )
+
+    def focus_results(self) -> None:
+        self.query_one("#findings", DataTable).focus()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in ("open_finding", "coverage", "problems", "inputs"):
+            return self.diagnosis is not None
+        return super().check_action(action, parameters)
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        event.stop()
+        self._open_finding(event.row_key.value)
+
+    def action_open_finding(self) -> None:
+        table = self.query_one("#findings", DataTable)
+        if table.row_count == 0:
+            return
+        row_key, _ = table.coordinate_to_cell_key(table.cursor_coordinate)
+        self._open_finding(row_key.value)
+
+    def _open_finding(self, cause_id: str | None) -> None:
+        if self.diagnosis is None or cause_id is None:
+            return
+        for finding in self.diagnosis.findings:
+            if finding.cause_id == cause_id:
+                playbook = self.playbooks.get(finding.playbook) if finding.playbook else None
+                self.app.push_screen(FindingScreen(
+                    finding, self.diagnosis, playbook=playbook, playbook_error=self.playbook_error
+                ))
+                return
+
+    def action_coverage(self) -> None:
+        if self.diagnosis is not None:
+            self.app.push_screen(CoverageScreen(self.diagnosis))
+
+    def action_problems(self) -> None:
+        if self.diagnosis is not None:
+            self.app.push_screen(ProblemsScreen(self.diagnosis))
+
+    def action_inputs(self) -> None:
+        if self.diagnosis is not None:
+            self.app.push_screen(EvidenceScreen(self.diagnosis))
