@@ -34,10 +34,9 @@ Clock = Callable[[], datetime]
 Scanner = Callable[[list[Path], datetime], Diagnosis]
 
 NAVIGATION_KEYS = (
-    ("↑ ↓ pgup pgdn", "Move the cursor"),
-    ("tab / shift+tab", "Move to the next / previous pane"),
+    ("↑ ↓ pgup pgdn home end", "Move the cursor"),
     ("enter", "Open the selected row"),
-    ("^p or :", "Open the command palette"),
+    ("^p", "Command palette"),
 )
 
 
@@ -84,7 +83,7 @@ class MeshDoctorApp(App[None]):
         Binding("q", "quit", "Quit"),
         Binding("question_mark", "help", "Help"),
         Binding("e", "export", "Export"),
-        Binding("colon", "command_palette", "Commands", show=False),
+        Binding("colon", "command_palette", "Command palette", show=False),
     ]
 
     def __init__(
@@ -189,16 +188,18 @@ class MeshDoctorApp(App[None]):
 
     def _help_rows(self, screen: Screen) -> list[tuple[str, str]]:
         """List the keys of `screen` and of the app, then the navigation keys of the widgets."""
-        rows: list[tuple[str, str]] = []
-        seen: set[str] = set()
+        keys_by_action: dict[str, list[str]] = {}
+        descriptions: dict[str, str] = {}
         for active in screen.active_bindings.values():
             binding = active.binding
             if active.node is not screen and active.node is not self:
                 continue
-            if not binding.description or binding.action in seen or not active.enabled:
+            if not binding.description or not active.enabled:
                 continue
-            seen.add(binding.action)
-            rows.append((self.get_key_display(binding), binding.description))
+            keys_by_action.setdefault(binding.action, []).append(self.get_key_display(binding))
+            descriptions.setdefault(binding.action, binding.description)
+
+        rows = [(" ".join(keys), descriptions[action]) for action, keys in keys_by_action.items()]
         rows.extend(NAVIGATION_KEYS)
         return rows
 

@@ -41,7 +41,8 @@ CHAIN_ARROW = " → "
 
 
 def status_text(status: CauseStatus) -> Text:
-    return Text(STATUS_LABELS[status], style=STATUS_STYLES[status])
+    """Label a status in its colour; text appended later keeps its own style."""
+    return Text.assemble((STATUS_LABELS[status], STATUS_STYLES[status]), justify="left")
 
 
 def score_text(score: float) -> str:
@@ -141,7 +142,7 @@ def coverage_banner(not_checked: tuple[NotChecked, ...]) -> str:
 
 
 def problems_line(diagnosis: Diagnosis) -> str:
-    """Count parse problems and skipped files, or say that every input was read cleanly."""
+    """Count parse problems and skipped files, or state that every input was read cleanly."""
     problems = len(diagnosis.parse_problems)
     skipped = len(diagnosis.skipped)
     if problems == 0 and skipped == 0:
@@ -151,7 +152,7 @@ def problems_line(diagnosis: Diagnosis) -> str:
 
 
 def finding_matches(finding: Finding, needle: str) -> bool:
-    """Whether a finding's status, id, title or chain contains `needle`, ignoring case."""
+    """Return whether a finding's status, id, title or chain contains `needle`, ignoring case."""
     if not needle:
         return True
     haystack = " ".join(

@@ -20,8 +20,8 @@ class ScanCompleted(Message):
     """The scan of the input paths finished with this diagnosis.
 
     `playbooks` maps playbook ids to the loaded playbooks. When the playbook
-    files could not be loaded it is empty and `playbook_error` says why; the
-    diagnosis is still shown.
+    files could not be loaded, it is empty and `playbook_error` gives the
+    reason. The diagnosis is shown either way.
     """
 
     diagnosis: Diagnosis
@@ -40,8 +40,8 @@ class ReportExported(Message):
 class SourceLoaded(Message):
     """The text of one input, split into lines, for the evidence browser.
 
-    `line` is the 1-based line to highlight, if the browser was asked for one;
-    `truncated` says the input was longer than the browser reads.
+    `line` is the 1-based line to highlight, if the browser was asked for one.
+    `truncated` is true when the input is longer than the browser reads.
     """
 
     source: str

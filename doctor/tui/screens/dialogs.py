@@ -27,7 +27,7 @@ class ErrorDialog(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="error-dialog"):
-            yield Static(self.error_title, id="error-title")
+            yield Static(self.error_title, id="error-title", markup=False)
             with VerticalScroll(id="error-body"):
                 yield Static(Text(self.error_message), id="error-message")
             yield Button("Close", variant="error", id="error-close")
@@ -60,10 +60,10 @@ class HelpScreen(ModalScreen[None]):
         table.add_column(style="bold", no_wrap=True)
         table.add_column()
         for key, description in self.keys:
-            table.add_row(key, description)
+            table.add_row(Text(key), Text(description))
 
         with Vertical(id="help-dialog"):
-            yield Static(f"Keys — {self.screen_name}", id="help-title")
+            yield Static(f"Keys — {self.screen_name}", id="help-title", markup=False)
             with VerticalScroll(id="help-body"):
                 yield Static(table, id="help-keys")
             yield Static(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
@@ -39,7 +40,7 @@ class EvidenceScreen(DoctorScreen):
         with Horizontal(id="browser"):
             yield DataTable(id="inputs", cursor_type="row")
             with Vertical(id="viewer"):
-                yield Static("Select an input to read it.", id="viewer-title")
+                yield Static("Select an input to read it.", id="viewer-title", markup=False)
                 yield SourceView(id="source")
         yield FilterInput("filter lines of this file; enter keeps it, escape clears")
         yield Footer()
@@ -62,7 +63,9 @@ class EvidenceScreen(DoctorScreen):
         if self.initial_source is not None and self.initial_source not in listed:
             rows.append((self.initial_source, "cited", "–"))
         for source, kind, facts in rows:
-            table.add_row(formatting.short_source(source, self._root), kind, facts, key=source)
+            table.add_row(
+                Text(formatting.short_source(source, self._root)), Text(kind), Text(facts), key=source
+            )
 
         source = self.initial_source
         if source is None and table.row_count:
@@ -120,6 +123,8 @@ class EvidenceScreen(DoctorScreen):
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         event.stop()
+        if event.cursor_row != event.data_table.cursor_row:
+            return  # stale: the cursor moved on before this message arrived
         source = event.row_key.value
         if source is not None and source != self._requested:
             self.open_source(str(source))

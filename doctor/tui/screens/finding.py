@@ -57,18 +57,19 @@ class FindingScreen(DoctorScreen):
         with VerticalScroll(id="finding"):
             yield Static(self._heading(), id="finding-title")
             if finding.summary:
-                yield Static(finding.summary, id="finding-summary")
+                yield Static(finding.summary, id="finding-summary", markup=False)
 
             yield Static("Causal chain (symptom → … → cause)", classes="section-title")
             yield Static(self._chain(), id="chain")
 
             yield Static("Evidence for — enter opens the line", classes="section-title")
             yield DataTable(id="evidence-for", cursor_type="row", classes="evidence")
-            yield Static(EMPTY_EVIDENCE["evidence-for"], id="evidence-for-empty", classes="empty")
+            yield Static(EMPTY_EVIDENCE["evidence-for"], id="evidence-for-empty", classes="empty",
+                         markup=False)
             yield Static("Evidence against", classes="section-title")
             yield DataTable(id="evidence-against", cursor_type="row", classes="evidence")
             yield Static(EMPTY_EVIDENCE["evidence-against"], id="evidence-against-empty",
-                         classes="empty")
+                         classes="empty", markup=False)
 
             yield Static("Checks that ran", classes="section-title")
             yield Static(self._checks_ran(), id="checks-ran")
@@ -77,7 +78,7 @@ class FindingScreen(DoctorScreen):
 
             yield Static("Remediation", classes="section-title")
             yield Static(finding.remediation or "The rule gives no remediation text.",
-                         id="remediation")
+                         id="remediation", markup=False)
             yield Static(self._playbook(), id="playbook")
         yield FilterInput("filter evidence lines; enter keeps it, escape clears")
         yield Footer()
@@ -121,9 +122,9 @@ class FindingScreen(DoctorScreen):
         for outcome in ran:
             table.add_row(
                 Text(outcome.result, style=formatting.CHECK_RESULT_STYLES.get(outcome.result, "")),
-                outcome.role.replace("_", " "),
-                outcome.check_id,
-                _outcome_detail(outcome),
+                Text(outcome.role.replace("_", " ")),
+                Text(outcome.check_id),
+                Text(_outcome_detail(outcome)),
             )
         return table
 
@@ -135,7 +136,7 @@ class FindingScreen(DoctorScreen):
         table.add_column(no_wrap=True, style="cyan")
         table.add_column()
         for check_id, reason in missing:
-            table.add_row(check_id, reason)
+            table.add_row(Text(check_id), Text(reason))
         return table
 
     def _playbook(self) -> Text:
@@ -244,7 +245,7 @@ def _evidence_widths(locations: list[str], items: list[Evidence], screen_width: 
     location_width = min(max((len(where) for where in locations), default=8), 48)
     note_width = min(max((len(item.note) for item in items), default=4), 32)
     note_width = max(note_width, 4)
-    # Each column pads one cell on both sides; the table has a margin and a scrollbar.
+    # Each column pads one cell on both sides, and the table has a margin and a scrollbar.
     spare = screen_width - location_width - note_width - 3 * 2 - 2 - 2
     return location_width, max(spare, 16), note_width
 

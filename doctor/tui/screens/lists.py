@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.widgets import DataTable, Footer, Header, Static
 
@@ -29,6 +30,7 @@ class CoverageScreen(DoctorScreen):
             f"{formatting.plural(len(coverage.not_checked), 'check')} could not run. "
             "A check that could not run is not a pass: collect what its reason names.",
             id="coverage-summary",
+            markup=False,
         )
         yield DataTable(id="not-checked", cursor_type="row", zebra_stripes=True)
         yield FilterInput("filter by check, cause or reason; enter keeps it, escape clears")
@@ -50,7 +52,7 @@ class CoverageScreen(DoctorScreen):
             row = (item.cause_id, item.check_id, item.reason)
             if folded and folded not in " ".join(row).casefold():
                 continue
-            table.add_row(*row, key=str(index))
+            table.add_row(*(Text(cell) for cell in row), key=str(index))
 
     def focus_results(self) -> None:
         self.query_one(DataTable).focus()
@@ -71,7 +73,7 @@ class ProblemsScreen(DoctorScreen):
 
     def compose(self) -> ComposeResult:
         yield Header()
-        yield Static(formatting.problems_line(self.diagnosis), id="problems-summary")
+        yield Static(formatting.problems_line(self.diagnosis), id="problems-summary", markup=False)
         yield DataTable(id="problem-list", cursor_type="row", zebra_stripes=True)
         yield FilterInput("filter by input or message; enter keeps it, escape clears")
         yield Footer()
@@ -92,7 +94,7 @@ class ProblemsScreen(DoctorScreen):
             where = formatting.location(source, line)
             if folded and folded not in f"{where} {kind} {message}".casefold():
                 continue
-            table.add_row(where, kind, message, key=str(index))
+            table.add_row(Text(where), Text(kind), Text(message), key=str(index))
 
     def focus_results(self) -> None:
         self.query_one(DataTable).focus()

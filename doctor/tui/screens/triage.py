@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from rich.table import Table
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Footer, Header, Static
@@ -39,19 +40,20 @@ class TriageScreen(DoctorScreen):
         self.diagnosis: Diagnosis | None = None
         self.playbooks: dict[str, Playbook] = {}
         self.playbook_error: str | None = None
+        self._needle = ""
 
     def compose(self) -> ComposeResult:
         yield Header()
-        yield Static(id="banner")
-        yield Static(formatting.sources_line(self.paths, None), id="sources")
+        yield Static(id="banner", markup=False)
+        yield Static(formatting.sources_line(self.paths, None), id="sources", markup=False)
         yield Static("Symptoms", classes="section-title")
-        yield Static("Scanning …", id="symptoms")
+        yield Static("Scanning …", id="symptoms", markup=False)
         yield Static("Findings", classes="section-title")
         table: DataTable = DataTable(id="findings", cursor_type="row", zebra_stripes=True)
         for label in FINDING_COLUMNS:
             table.add_column(label, key=label)
         yield table
-        yield Static(id="problems")
+        yield Static(id="problems", markup=False)
         yield FilterInput("filter findings by status, cause or chain; enter keeps it, escape clears")
         yield Footer()
 
@@ -67,7 +69,7 @@ class TriageScreen(DoctorScreen):
         playbooks: dict[str, Playbook],
         playbook_error: str | None = None,
     ) -> None:
-        """Render a finished scan; `playbooks` are passed on to the finding screens."""
+        """Render a finished scan and keep `playbooks` for the finding screens."""
         self.diagnosis = diagnosis
         self.playbooks = playbooks
         self.playbook_error = playbook_error
@@ -102,28 +104,48 @@ class TriageScreen(DoctorScreen):
         table.add_column()
         for symptom in diagnosis.symptoms:
             table.add_row(
-                symptom.title,
-                f"×{symptom.count}",
-                formatting.time_range(symptom.first_seen, symptom.last_seen),
+                Text(symptom.title),
+                Text(f"×{symptom.count}"),
+                Text(formatting.time_range(symptom.first_seen, symptom.last_seen)),
             )
         return table
 
     def apply_filter(self, needle: str) -> None:
+        self._needle = needle
+        self._fill_findings()
+
+    def on_resize(self) -> None:
+        if self.is_mounted:
+            self._fill_findings()
+
+    def _fill_findings(self) -> None:
+        """Rebuild the findings table for the current filter and screen width."""
         if self.diagnosis is None:
             return
+        findings = self.diagnosis.findings
+        title_width, chain_width = _text_widths(
+            [finding.title for finding in findings], self.app.size.width
+        )
+
         table = self.query_one("#findings", DataTable)
-        table.clear()
-        for rank, finding in enumerate(self.diagnosis.findings, start=1):
-            if not formatting.finding_matches(finding, needle):
+        cursor_key = _cursor_key(table)
+        table.clear(columns=True)
+        for label in FINDING_COLUMNS:
+            width = {"Cause": title_width, "Chain": chain_width}.get(label)
+            table.add_column(label, key=label, width=width)
+        for rank, finding in enumerate(findings, start=1):
+            if not formatting.finding_matches(finding, self._needle):
                 continue
             table.add_row(
-                str(rank),
+                Text(str(rank)),
                 formatting.status_text(finding.status),
-                formatting.score_text(finding.score),
-                finding.title,
-                formatting.chain_text(finding.chain),
+                Text(formatting.score_text(finding.score)),
+                Text(finding.title, no_wrap=True, overflow="ellipsis"),
+                Text(formatting.chain_text(finding.chain), no_wrap=True, overflow="ellipsis"),
                 key=finding.cause_id,
             )
+        if cursor_key is not None and cursor_key in table.rows:
+            table.move_cursor(row=table.get_row_index(cursor_key), animate=False)
 
     def focus_results(self) -> None:
         self.query_one("#findings", DataTable).focus()
@@ -166,3 +188,19 @@ class TriageScreen(DoctorScreen):
     def action_inputs(self) -> None:
         if self.diagnosis is not None:
             self.app.push_screen(EvidenceScreen(self.diagnosis))
+
+
+def _text_widths(titles: list[str], screen_width: int) -> tuple[int, int]:
+    """Split the width left by the rank, status and score columns between cause and chain."""
+    # "#", status and score take 2 + 9 + 5 cells. Five columns pad 2 cells each,
+    # and the table has a margin and a scrollbar.
+    spare = max(screen_width - (2 + 9 + 5) - 5 * 2 - 2 - 2, 24)
+    title_width = min(max((len(title) for title in titles), default=5), int(spare * 0.6))
+    return title_width, spare - title_width
+
+
+def _cursor_key(table: DataTable) -> str | None:
+    if table.row_count == 0:
+        return None
+    row_key, _ = table.coordinate_to_cell_key(table.cursor_coordinate)
+    return row_key.value
