@@ -14,7 +14,9 @@
   JSON, including the JSON copy kept in the last-applied-configuration
   annotation;
 - passwords in URLs (`https://user:password@host`) and token or password query
-  parameters.
+  parameters;
+- TLS session secrets that `openssl s_client` prints (`Master-Key`,
+  `Resumption PSK`), which would let anyone with a capture decrypt it.
 
 Redaction never adds or removes a line, so a line number cited from a
 redacted document points at the same line of the original. It is idempotent:
@@ -68,6 +70,9 @@ _QUERY_SECRET = re.compile(
     re.IGNORECASE,
 )
 
+_TLS_SESSION_SECRET = re.compile(
+    r"^(?P<head>\s*(?:Master-Key|Resumption PSK):[ \t]*)(?P<value>[0-9A-Fa-f]+)[ \t]*$", re.MULTILINE)
+
 _YAML_SECRET_KIND = re.compile(r"^\s*(?:-\s+)?kind:\s*[\"']?Secret[\"']?\s*(?:#.*)?$", re.MULTILINE)
 _YAML_KEY_LINE = re.compile(
     r"^(?P<indent>\s*)(?P<dash>-\s+)?(?P<key>\"(?:[^\"\\]|\\.)*\"|'[^']*'|[^\s#:][^:#]*?)\s*:(?:\s+(?P<value>.*?))?\s*$"
@@ -86,6 +91,7 @@ def redact_text(text: str) -> str:
     text = _JWT_CANDIDATE.sub(_mask_jwt_match, text)
     text = _URL_PASSWORD.sub(lambda m: f"{m['head']}:{MASK}@", text)
     text = _QUERY_SECRET.sub(_mask_query_secret, text)
+    text = _TLS_SESSION_SECRET.sub(lambda m: m["head"] + MASK, text)
     return text
 
 

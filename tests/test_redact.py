@@ -252,6 +252,21 @@ def test_url_password_masked() -> None:
     assert "https://reader:<masked>@keys.example.test/jwks.json" in redacted
 
 
+def test_tls_session_secrets_masked() -> None:
+    transcript = (Path(__file__).parent / "data" / "recorded" / "tls"
+                  / "s_client-envoy-tls13-mtls-ok.txt").read_text()
+    secrets = [line.split(":", 1)[1].strip() for line in transcript.splitlines()
+               if line.strip().startswith(("Master-Key:", "Resumption PSK:"))]
+
+    redacted = redact_text(transcript)
+
+    assert secrets
+    for secret in secrets:
+        assert secret not in redacted
+    assert f"    Resumption PSK: {MASK}" in redacted
+    assert "PSK identity: None" in redacted
+
+
 def test_prose_about_authorization_kept() -> None:
     text = "RBAC: access denied\nAuthorizationPolicy ns[default]-policy[deny-all] matched\n"
 
