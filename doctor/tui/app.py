@@ -122,6 +122,7 @@ class MeshDoctorApp(App[None]):
         try:
             diagnosis = self.scanner(paths, now)
         except RuleLoadError as error:
+            logger.error("the rule files are invalid: %s", error)
             self.post_message(WorkFailed("The rule files are invalid", str(error)))
             return
         except Exception as error:  # shown in the dialog; the traceback goes to the log
@@ -164,6 +165,7 @@ class MeshDoctorApp(App[None]):
             path = write_new_file(directory, formatting.report_file_name(moment), text)
         except OSError as error:
             reason = error.strerror or str(error)
+            logger.warning("writing the report in %s failed: %s", directory, reason)
             self.post_message(WorkFailed(
                 "Export failed",
                 f"Could not write the report in {directory}: {reason}. "

@@ -90,6 +90,7 @@ class EvidenceScreen(DoctorScreen):
             lines, truncated = read_source_lines(source)
         except OSError as error:
             reason = error.strerror or str(error)
+            logger.warning("reading %s failed: %s", source, reason)
             self.post_message(
                 WorkFailed(
                     "Could not open the input",
