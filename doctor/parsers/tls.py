@@ -72,9 +72,9 @@ class CertificateInfo:
 
     Fields the input does not show are None (or empty): `x509 -text` output
     has no fingerprint, an s_client chain summary no SANs. `origin` is "pem",
-    "x509-text" or "s_client-chain"; `label` is a hint of the file the
-    certificate came from (such as "root-cert.pem"), taken from the command
-    line before it, when there is one. Times are aware UTC datetimes.
+    "x509-text" or "s_client-chain". `label` names the file the certificate
+    came from (such as "root-cert.pem") when the command line before it
+    shows one. Times are aware UTC datetimes.
     """
 
     source: str
@@ -414,8 +414,8 @@ def _handshakes(doc: Document, lines: list[str],
     starts = [number for number, line in enumerate(lines)
               if _COMMAND.match(line) and _S_CLIENT_COMMAND.search(line)]
     if not starts and any(_CONNECTED.match(line) for line in lines):
-        # NOTE: without the command line several runs in one file cannot be told apart
-        # reliably, so they are read as one.
+        # NOTE: without the command line, several runs in one file cannot be
+        # separated reliably, so they are read as one.
         starts = [0]
 
     handshakes = []
