@@ -36,7 +36,6 @@ Scanner = Callable[[list[Path], datetime], Diagnosis]
 NAVIGATION_KEYS = (
     ("↑ ↓ pgup pgdn home end", "Move the cursor"),
     ("enter", "Open the selected row"),
-    ("^p", "Command palette"),
 )
 
 
@@ -83,7 +82,7 @@ class MeshDoctorApp(App[None]):
         Binding("q", "quit", "Quit"),
         Binding("question_mark", "help", "Help"),
         Binding("e", "export", "Export"),
-        Binding("colon", "command_palette", "Command palette", show=False),
+        Binding("colon", "command_palette", "Command palette", show=False, key_display=": ^p"),
     ]
 
     def __init__(

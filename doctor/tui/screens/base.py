@@ -39,19 +39,27 @@ class DoctorScreen(Screen[None]):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "filter":
             return self._filter_input() is not None
+        if action == "back":
+            return self._filter_active() or len(self.app.screen_stack) > 1
         return True
+
+    def _filter_active(self) -> bool:
+        filter_input = self._filter_input()
+        return filter_input is not None and (filter_input.is_open or bool(filter_input.value))
 
     def action_filter(self) -> None:
         filter_input = self._filter_input()
         if filter_input is not None:
             filter_input.open()
+            self.refresh_bindings()
 
     def action_back(self) -> None:
         filter_input = self._filter_input()
-        if filter_input is not None and (filter_input.is_open or filter_input.value):
+        if filter_input is not None and self._filter_active():
             filter_input.close()
             self.apply_filter("")
             self.focus_results()
+            self.refresh_bindings()
             return
         if len(self.app.screen_stack) > 1:
             self.app.pop_screen()

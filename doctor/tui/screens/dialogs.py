@@ -67,7 +67,8 @@ class HelpScreen(ModalScreen[None]):
             with VerticalScroll(id="help-body"):
                 yield Static(table, id="help-keys")
             yield Static(
-                "Every key only reads: nothing here changes the cluster or the input files.",
+                "Every key only reads: nothing here changes the cluster or the input files. "
+                "esc closes this help.",
                 id="help-note",
             )
 

@@ -21,6 +21,7 @@ class CoverageScreen(DoctorScreen):
     def __init__(self, diagnosis: Diagnosis) -> None:
         super().__init__()
         self.diagnosis = diagnosis
+        self._needle = ""
 
     def compose(self) -> ComposeResult:
         coverage = self.diagnosis.coverage
@@ -38,21 +39,27 @@ class CoverageScreen(DoctorScreen):
 
     def on_mount(self) -> None:
         self.sub_title = "coverage"
-        table = self.query_one(DataTable)
-        for label in ("Cause", "Check", "Reason"):
-            table.add_column(label, key=label)
         self.apply_filter("")
-        table.focus()
+        self.focus_results()
 
     def apply_filter(self, needle: str) -> None:
-        folded = needle.casefold()
+        self._needle = needle
+        self._fill()
+
+    def on_resize(self) -> None:
+        if self.is_mounted:
+            self._fill()
+
+    def _fill(self) -> None:
+        folded = self._needle.casefold()
+        rows = [(item.cause_id, item.check_id, item.reason)
+                for item in self.diagnosis.coverage.not_checked]
         table = self.query_one(DataTable)
-        table.clear()
-        for index, item in enumerate(self.diagnosis.coverage.not_checked):
-            row = (item.cause_id, item.check_id, item.reason)
+        _set_columns(table, ("Cause", "Check", "Reason"), rows, self.app.size.width)
+        for index, row in enumerate(rows):
             if folded and folded not in " ".join(row).casefold():
                 continue
-            table.add_row(*(Text(cell) for cell in row), key=str(index))
+            table.add_row(*(Text(cell) for cell in row), key=str(index), height=None)
 
     def focus_results(self) -> None:
         self.query_one(DataTable).focus()
@@ -66,6 +73,7 @@ class ProblemsScreen(DoctorScreen):
     def __init__(self, diagnosis: Diagnosis) -> None:
         super().__init__()
         self.diagnosis = diagnosis
+        self._needle = ""
         self.rows: list[tuple[str, int | None, str, str]] = [
             (problem.source, problem.line, "parse problem", problem.message)
             for problem in diagnosis.parse_problems
@@ -80,21 +88,30 @@ class ProblemsScreen(DoctorScreen):
 
     def on_mount(self) -> None:
         self.sub_title = "parse problems and skipped inputs"
-        table = self.query_one(DataTable)
-        for label in ("Location", "Kind", "Message"):
-            table.add_column(label, key=label)
         self.apply_filter("")
-        table.focus()
+        self.focus_results()
 
     def apply_filter(self, needle: str) -> None:
-        folded = needle.casefold()
+        self._needle = needle
+        self._fill()
+
+    def on_resize(self) -> None:
+        if self.is_mounted:
+            self._fill()
+
+    def _fill(self) -> None:
+        folded = self._needle.casefold()
+        root = formatting.source_root(self.diagnosis)
+        rows = [
+            (formatting.short_source(formatting.location(source, line), root), kind, message)
+            for source, line, kind, message in self.rows
+        ]
         table = self.query_one(DataTable)
-        table.clear()
-        for index, (source, line, kind, message) in enumerate(self.rows):
-            where = formatting.location(source, line)
-            if folded and folded not in f"{where} {kind} {message}".casefold():
+        _set_columns(table, ("Location", "Kind", "Message"), rows, self.app.size.width)
+        for index, row in enumerate(rows):
+            if folded and folded not in " ".join(row).casefold():
                 continue
-            table.add_row(Text(where), Text(kind), Text(message), key=str(index))
+            table.add_row(*(Text(cell) for cell in row), key=str(index), height=None)
 
     def focus_results(self) -> None:
         self.query_one(DataTable).focus()
@@ -103,3 +120,18 @@ class ProblemsScreen(DoctorScreen):
         event.stop()
         source, line, _, _ = self.rows[int(event.row_key.value or 0)]
         self.app.push_screen(EvidenceScreen(self.diagnosis, source, line))
+
+
+def _set_columns(table: DataTable, labels: tuple[str, ...], rows: list[tuple[str, ...]],
+                 screen_width: int) -> None:
+    """Clear `table` and size its columns: the first ones fit their text, the last wraps in the rest."""
+    table.clear(columns=True)
+    widths = [
+        min(max([len(label)] + [len(row[position]) for row in rows]), 40)
+        for position, label in enumerate(labels[:-1])
+    ]
+    # Each column pads one cell on both sides, and the table has a margin and a scrollbar.
+    spare = screen_width - sum(widths) - 2 * len(labels) - 2 - 2
+    widths.append(max(spare, 20))
+    for label, width in zip(labels, widths):
+        table.add_column(label, key=label, width=width)
