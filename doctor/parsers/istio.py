@@ -25,7 +25,8 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 from doctor.model import Document, ParseProblem, ParseResult
-from doctor.parsers.structured import LineDict, LineList, flatten_lines, key_line, load_documents
+from doctor.parsers import envoy_admin
+from doctor.parsers.structured import LineDict, flatten_lines, key_line, load_documents
 
 logger = logging.getLogger(__name__)
 
@@ -98,7 +99,7 @@ class IstioResource:
 
 
 def sniff(doc: Document) -> bool:
-    """Return True when the document holds at least one Istio resource."""
+    """Return True when the document contains at least one Istio resource."""
     if not _SNIFF_HINT.search(doc.text):
         return False
     documents, _ = load_documents(doc.text)
@@ -121,7 +122,41 @@ def parse(doc: Document) -> ParseResult:
     for obj in objects:
         builder = _Builder(doc.source, lines, obj, result.problems)
         result.facts.extend(builder.build(roles))
+        if obj.get("kind") == "EnvoyFilter":
+            result.facts.extend(_envoy_filter_patch_facts(doc.source, lines, obj))
     return result
+
+
+def _envoy_filter_patch_facts(source: str, lines: list[str], obj: dict) -> list[Any]:
+    """Read the Envoy config an EnvoyFilter patches in (local rate limits, RBAC, JWT providers).
+
+    The facts carry the patch's match as context: the listener field is
+    "CONTEXT:port" (such as "SIDECAR_INBOUND:8080") and the route field names
+    the virtual host and route the patch applies to.
+    """
+    facts: list[Any] = []
+    spec = obj.get("spec") if isinstance(obj.get("spec"), dict) else {}
+    for patch in spec.get("configPatches") or []:
+        if not isinstance(patch, dict):
+            continue
+        value = (patch.get("patch") or {}).get("value") if isinstance(patch.get("patch"), dict) else None
+        if not isinstance(value, dict):
+            continue
+        match = patch.get("match") if isinstance(patch.get("match"), dict) else {}
+        listener = match.get("listener") if isinstance(match.get("listener"), dict) else {}
+        port = listener.get("portNumber") if listener else None
+        context = match.get("context") or "ANY"
+        route_configuration = match.get("routeConfiguration")
+        route = None
+        if isinstance(route_configuration, dict):
+            vhost = route_configuration.get("vhost") if isinstance(route_configuration.get("vhost"), dict) else {}
+            vhost_route = vhost.get("route") if isinstance(vhost.get("route"), dict) else {}
+            route_name = vhost_route.get("name") or vhost_route.get("action") or "any route"
+            route = f"{vhost.get('name') or 'any virtual host'} {route_name}"
+            port = port or route_configuration.get("portNumber")
+        facts.extend(envoy_admin.extract_config_facts(
+            value, source, lines, listener=f"{context}:{port}" if port else str(context), route=route))
+    return facts
 
 
 def _objects(data: Any) -> Iterable[LineDict]:
