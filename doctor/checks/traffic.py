@@ -28,8 +28,8 @@ PROXY_CONTAINER = "istio-proxy"
 OOM_EXIT_CODE = 137
 # Evidence lists are capped so one huge log does not flood a report; counts stay exact.
 MAX_EVIDENCE = 5
-# Flags of a request the sidecar could not deliver: UF connect failure, UC upstream
-# connection termination, URX retries exhausted, UH no healthy upstream.
+# Response flags of a request that failed on the upstream side: UF connect failure,
+# UC upstream connection termination, URX retries exhausted, UH no healthy upstream.
 UPSTREAM_FAILURE_FLAGS = frozenset({"UF", "UC", "URX", "UH"})
 
 COLLECT_ACCESS_LOG = ("collect the access log of a calling sidecar: "
@@ -42,52 +42,49 @@ COLLECT_USAGE = (f"collect `kubectl top pod -n NAMESPACE --containers`, or the k
 
 
 def register(registry: CheckRegistry) -> None:
+    """Register the traffic checks; each one decides itself when its inputs are absent."""
     registry.register(
         "traffic.response_flag", response_flag,
         "Requests with one of the Envoy response flags (optionally with a status code and a "
-        "response-code detail), or lines matching the given error signature.",
-        needs=(accesslog.KIND, signatures.KIND), params=("flags", "codes", "detail", "signature"))
+        "response-code detail), or lines matching the given error signatures.",
+        params=("flags", "codes", "detail", "signature"))
     registry.register(
         "traffic.upstream_app_not_ready", upstream_app_not_ready,
         "An application container of a pod whose IP is the upstream host of refused or "
-        "failed requests is not ready, waiting or restarting.",
-        needs=(kube.KIND_PODS,))
+        "failed requests is not ready, waiting or restarting.")
     registry.register(
         "traffic.sidecar_oom_killed", sidecar_oom_killed,
         "istio-proxy (a container or a native-sidecar init container) terminated OOMKilled "
-        "or with exit code 137, now or last time.",
-        needs=(kube.KIND_PODS,))
+        "or with exit code 137, now or last time.")
     registry.register(
         "traffic.oom_pod_is_upstream", oom_pod_is_upstream,
-        "The IP of a pod whose istio-proxy was OOMKilled is the upstream host of failed requests.",
-        needs=(kube.KIND_PODS,))
+        "The IP of a pod whose istio-proxy was OOMKilled is the upstream host of failed requests.")
     registry.register(
         "traffic.oom_near_first_failure", oom_near_first_failure,
         "The OOM kill of an istio-proxy falls within the window (minutes) around the first "
         "failed request to its pod.",
-        needs=(kube.KIND_PODS,), params=("window_minutes",))
+        params=("window_minutes",))
     registry.register(
         "traffic.proxy_oom_with_limit", proxy_oom_with_limit,
-        "An istio-proxy with a memory limit was OOMKilled, so it needed more than the limit.",
-        needs=(kube.KIND_PODS,))
+        "An istio-proxy with a memory limit was OOMKilled, so it needed more than the limit.")
     registry.register(
         "traffic.proxy_memory_limit_low", proxy_memory_limit_low,
         "An istio-proxy memory limit is below the minimum, or its measured working set is "
         "at or above the given fraction of the limit.",
-        needs=(kube.KIND_PODS,), params=("minimum", "ratio"))
+        params=("minimum", "ratio"))
     registry.register(
         "traffic.outlier_ejection", outlier_ejection,
         "No-healthy-upstream (UH) responses follow upstream errors on the same cluster, or "
         "Envoy stats show outlier ejections.",
-        needs=(accesslog.KIND, resources.KIND_METRICS), params=("min_errors",))
+        params=("min_errors",))
     registry.register(
         "traffic.sidecar_cpu_throttled", sidecar_cpu_throttled,
         "The CFS throttled share of istio-proxy CPU periods (cAdvisor) is at or above the ratio.",
-        needs=(resources.KIND_METRICS,), params=("ratio",))
+        params=("ratio",))
     registry.register(
         "traffic.sidecar_cpu_near_limit", sidecar_cpu_near_limit,
         "istio-proxy CPU usage from `kubectl top` is at or above the given fraction of its CPU limit.",
-        needs=(resources.KIND_TOP,), params=("ratio",))
+        params=("ratio",))
 
 
 # ---------------------------------------------------------------------------
@@ -98,21 +95,23 @@ def response_flag(facts: FactSet, args: Mapping[str, Any]) -> CheckResult:
     flags = set(_as_list(args.get("flags")))
     codes = {int(code) for code in _as_list(args.get("codes"))}
     detail = str(args["detail"]) if args.get("detail") else None
-    signature_id = args.get("signature")
+    signature_ids = {str(item) for item in _as_list(args.get("signature"))}
 
     entries = [entry for entry in facts.of(AccessLogEntry)
                if flags.intersection(entry.response_flags)
                and (not codes or entry.response_code in codes)
                and (detail is None or detail in _details(entry))]
-    matches = [match for match in facts.of(SignatureMatch)
-               if signature_id is not None and match.signature_id == signature_id]
+    matches = [match for match in facts.of(SignatureMatch) if match.signature_id in signature_ids]
 
     wanted = _describe_flags(flags, codes, detail)
     if not entries and not matches:
-        if not facts.has_kind(accesslog.KIND) and signature_id is None:
+        texts_read = bool(signature_ids) and facts.has_kind(signatures.KIND)
+        if not facts.has_kind(accesslog.KIND) and not texts_read:
             return unknown(f"no access log was read; {COLLECT_ACCESS_LOG}")
-        return miss(reason=f"no request with {wanted}"
-                    + (f" and no line matching the signature {signature_id}" if signature_id else ""))
+        reason = f"no request with {wanted}"
+        if signature_ids:
+            reason += f" and no line matching the signature {' or '.join(sorted(signature_ids))}"
+        return miss(reason=reason)
 
     evidence = [_entry_evidence(entry) for entry in entries[:MAX_EVIDENCE]]
     evidence += [Evidence(match.source, match.line, match.text, note=f"signature {match.signature_id}")
@@ -123,6 +122,8 @@ def response_flag(facts: FactSet, args: Mapping[str, Any]) -> CheckResult:
 
 
 def upstream_app_not_ready(facts: FactSet, args: Mapping[str, Any]) -> CheckResult:
+    if not facts.has_kind(kube.KIND_PODS):
+        return unknown(f"no pod status was read; {COLLECT_PODS} for the upstream service")
     if not facts.has_kind(accesslog.KIND):
         return unknown(f"no access log was read, so the failing upstream pods are not known; "
                        f"{COLLECT_ACCESS_LOG}")
@@ -174,6 +175,8 @@ def sidecar_oom_killed(facts: FactSet, args: Mapping[str, Any]) -> CheckResult:
 
 
 def oom_pod_is_upstream(facts: FactSet, args: Mapping[str, Any]) -> CheckResult:
+    if not facts.has_kind(kube.KIND_PODS):
+        return unknown(f"no pod status was read; {COLLECT_PODS} for the pods behind the failing service")
     kills = list(_proxy_oom_kills(facts))
     if not kills:
         return miss(reason="no istio-proxy was OOMKilled, so there is no pod to correlate")
@@ -206,6 +209,8 @@ def oom_pod_is_upstream(facts: FactSet, args: Mapping[str, Any]) -> CheckResult:
 
 
 def oom_near_first_failure(facts: FactSet, args: Mapping[str, Any]) -> CheckResult:
+    if not facts.has_kind(kube.KIND_PODS):
+        return unknown(f"no pod status was read; {COLLECT_PODS} for the pods behind the failing service")
     window = timedelta(minutes=float(args.get("window_minutes", 5)))
     kills = list(_proxy_oom_kills(facts))
     if not kills:
@@ -305,6 +310,9 @@ def proxy_memory_limit_low(facts: FactSet, args: Mapping[str, Any]) -> CheckResu
 
 def outlier_ejection(facts: FactSet, args: Mapping[str, Any]) -> CheckResult:
     min_errors = int(args.get("min_errors", 1))
+    if not facts.has_kind(accesslog.KIND) and not facts.has_kind(resources.KIND_METRICS):
+        return unknown(f"neither an access log nor Envoy stats were read; {COLLECT_ACCESS_LOG}, or "
+                       "`kubectl exec CLIENT_POD -c istio-proxy -- pilot-agent request GET stats/prometheus`")
     evidence = []
     count = 0
 
@@ -383,6 +391,9 @@ def sidecar_cpu_throttled(facts: FactSet, args: Mapping[str, Any]) -> CheckResul
 
 def sidecar_cpu_near_limit(facts: FactSet, args: Mapping[str, Any]) -> CheckResult:
     ratio = float(args.get("ratio", 0.9))
+    if not facts.has_kind(resources.KIND_TOP):
+        return unknown("no `kubectl top pod --containers` output was read; collect "
+                       "`kubectl top pod -n NAMESPACE --containers`")
     if not facts.has_kind(kube.KIND_PODS):
         return unknown(f"kubectl top was read but no pod spec gives the istio-proxy CPU limit; {COLLECT_PODS}")
     limits = {}
@@ -548,7 +559,7 @@ def _difference(first: datetime, second: datetime) -> timedelta | None:
     try:
         return abs(first - second)
     except TypeError:
-        # One time is naive and one aware; both come from logs in UTC.
+        # One time is naive and one aware; a naive time is taken as UTC, like the logs write it.
         return abs(first.replace(tzinfo=None) - second.replace(tzinfo=None))
 
 

@@ -178,6 +178,12 @@ def _scan(doc: Document) -> Iterator[AccessLogEntry | ParseProblem]:
         if stripped.startswith("{"):
             consumed, item = _read_json(doc.source, lines, index)
             yield item
+            if isinstance(item, ParseProblem):
+                # Each further line of an object that is not an entry is reported too.
+                for offset in range(1, consumed):
+                    if lines[index + offset].strip():
+                        yield ParseProblem(doc.source, line_number + offset,
+                                           f"part of the JSON object that starts on line {line_number}")
             index += consumed
             continue
 

@@ -346,6 +346,7 @@ def record_access_log(workdir: Path) -> tuple[datetime, datetime]:
 
 def main() -> None:
     OUT.mkdir(exist_ok=True)
+    (HERE / "oom-incident-healthy").mkdir(exist_ok=True)
     workdir = Path(tempfile.mkdtemp(prefix="record-kubectl-"))
 
     started, killed = record_access_log(workdir)
@@ -357,6 +358,7 @@ def main() -> None:
     state.routes["/api/v1/namespaces/shop/pods"] = {"kind": "PodList", "apiVersion": "v1",
                                                     "metadata": {"resourceVersion": "48213"}, "items": pods}
     state.routes["/api/v1/namespaces/shop/pods/checkout-7c9d8b6f5-x2x7k"] = pods[0]
+    state.routes["/api/v1/namespaces/shop/pods/frontend-6d4b9c8f7-q8w2z"] = pods[1]
     state.routes["/api/v1/namespaces/shop/events"] = {"kind": "EventList", "apiVersion": "v1",
                                                       "metadata": {"resourceVersion": "48213"},
                                                       "items": events(started, killed)}
@@ -377,6 +379,7 @@ def main() -> None:
             "kubectl-get-pods-shop.yaml": ["get", "pods", "-o", "yaml"],
             "kubectl-get-pods-shop.json": ["get", "pods", "-o", "json"],
             "kubectl-get-pod-checkout.json": ["get", "pod", "checkout-7c9d8b6f5-x2x7k", "-o", "json"],
+            "../oom-incident-healthy/kubectl-get-pod-frontend.yaml": ["get", "pod", "frontend-6d4b9c8f7-q8w2z", "-o", "yaml"],
             "kubectl-get-events-shop.yaml": ["get", "events", "-o", "yaml"],
             "kubectl-events-shop.txt": ["events"],
             "kubectl-top-pod-containers.txt": ["top", "pod", "--containers"],
