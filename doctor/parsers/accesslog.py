@@ -5,7 +5,10 @@ The only change is the cluster field: `%UPSTREAM_CLUSTER%` became
 `%UPSTREAM_CLUSTER_RAW%`. Since Istio 1.24 names cluster stats with a
 trailing `;`, and `%UPSTREAM_CLUSTER%` prints that stat name, so the old
 format on a new proxy shows `outbound|8080||svc.ns.svc.cluster.local;`
-(recorded from Envoy 1.40 in tests/data/recorded/). Envoy's own default
+(recorded from Envoy 1.40 in tests/data/recorded/). So `log_format` is
+"text-legacy" only when the cluster value ends with `;`; any other Istio
+TEXT line reads the same under both formats and is labelled "text-1.24",
+although a proxy before Istio 1.24 may have written it. Envoy's own default
 format (no Istio fields) and JSON objects, one per line or pretty-printed
 over several lines, are read too. A file may mix them; every other non-blank
 line becomes a `ParseProblem`.

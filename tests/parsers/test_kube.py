@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -189,3 +190,18 @@ def test_timestamps_are_aware() -> None:
     proxy = container(pod, "istio-proxy")
 
     assert proxy.last_finished_at > datetime(2020, 1, 1, tzinfo=timezone.utc)
+
+
+def test_large_json_list_uses_searched_lines() -> None:
+    listing = json.loads((INCIDENT / "kubectl-get-pods-shop.json").read_text())
+    listing["items"] = listing["items"] * 600
+    text = json.dumps(listing, indent=4)
+    result = kube.parse(Document("many.json", text))
+    lines = text.splitlines()
+
+    assert len(text) > 2 * 1024 * 1024
+    assert len(result.facts) == 1200
+    assert result.problems == []
+    assert '"checkout-7c9d8b6f5-x2x7k"' in lines[result.facts[1198].line - 1]
+    assert '"frontend-6d4b9c8f7-q8w2z"' in lines[result.facts[1199].line - 1]
+    assert result.facts[1198].line < result.facts[1199].line
