@@ -1,0 +1,357 @@
+"""Envoy v3 bootstraps for the mesh lab, shaped like what istiod sends a sidecar.
+
+The client sidecar has an outbound HTTP listener whose route sends
+`httpbin:8080` to the cluster `outbound|8080||httpbin.default.svc.cluster.local`
+with Istio's default retry policy, and originates mTLS with its SPIFFE
+certificate. The server sidecar has an inbound listener that requires mTLS
+(PeerAuthentication STRICT), runs `jwt_authn` as istiod translates a
+RequestAuthentication and `rbac` as it translates an ALLOW AuthorizationPolicy,
+and forwards to `inbound|8080||`. Both write Istio's default TEXT access log.
+
+Everything listens on 127.0.0.1 port 0, so the kernel picks free ports and
+the lab reads them back from the admin endpoint. Unlike a real sidecar, the
+config is static (no xDS), and certificates are static secrets named
+`default` and `ROOTCA` as Istio's SDS names them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+# Istio's default TEXT access log format since 1.24, which logs
+# %UPSTREAM_CLUSTER_RAW% where earlier releases logged %UPSTREAM_CLUSTER%.
+ISTIO_TEXT_ACCESS_LOG_FORMAT = (
+    '[%START_TIME%] "%REQ(:METHOD)% %REQ(X-ENVOY-ORIGINAL-PATH?:PATH)% %PROTOCOL%" '
+    "%RESPONSE_CODE% %RESPONSE_FLAGS% %RESPONSE_CODE_DETAILS% %CONNECTION_TERMINATION_DETAILS% "
+    '"%UPSTREAM_TRANSPORT_FAILURE_REASON%" %BYTES_RECEIVED% %BYTES_SENT% '
+    '%DURATION% %RESP(X-ENVOY-UPSTREAM-SERVICE-TIME)% "%REQ(X-FORWARDED-FOR)%" "%REQ(USER-AGENT)%" '
+    '"%REQ(X-REQUEST-ID)%" "%REQ(:AUTHORITY)%" "%UPSTREAM_HOST%" %UPSTREAM_CLUSTER_RAW% '
+    "%UPSTREAM_LOCAL_ADDRESS% %DOWNSTREAM_LOCAL_ADDRESS% %DOWNSTREAM_REMOTE_ADDRESS% "
+    "%REQUESTED_SERVER_NAME% %ROUTE_NAME%\n"
+)
+
+LOOPBACK = "127.0.0.1"
+SERVICE_PORT = 8080
+JWT_PROVIDER = "origins-0"
+
+_TLS_SOCKET = "envoy.transport_sockets.tls"
+_UPSTREAM_TLS = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext"
+_DOWNSTREAM_TLS = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext"
+_HCM = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
+_ROUTER = "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"
+_RBAC = "type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC"
+_JWT_AUTHN = "type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication"
+_FILE_LOG = "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog"
+
+
+@dataclass(frozen=True)
+class Service:
+    """The server workload as the mesh names it."""
+
+    name: str = "httpbin"
+    namespace: str = "default"
+    port: int = SERVICE_PORT
+
+    @property
+    def fqdn(self) -> str:
+        return f"{self.name}.{self.namespace}.svc.cluster.local"
+
+    @property
+    def outbound_cluster(self) -> str:
+        return f"outbound|{self.port}||{self.fqdn}"
+
+    @property
+    def inbound_cluster(self) -> str:
+        return f"inbound|{self.port}||"
+
+    @property
+    def sni(self) -> str:
+        return f"outbound_.{self.port}_._.{self.fqdn}"
+
+
+def _address(port: int) -> dict[str, Any]:
+    return {"socket_address": {"address": LOOPBACK, "port_value": port}}
+
+
+def _static_cluster(name: str, port: int, transport_socket: dict[str, Any] | None = None) -> dict[str, Any]:
+    cluster: dict[str, Any] = {
+        "name": name,
+        "type": "STATIC",
+        "connect_timeout": "10s",
+        "lb_policy": "LEAST_REQUEST",
+        "common_lb_config": {},
+        "circuit_breakers": {"thresholds": [{
+            "max_connections": 4294967295, "max_pending_requests": 4294967295,
+            "max_requests": 4294967295, "max_retries": 4294967295}]},
+        "load_assignment": {
+            "cluster_name": name,
+            "endpoints": [{"lb_endpoints": [{"endpoint": {"address": _address(port)}}]}],
+        },
+    }
+    if transport_socket is not None:
+        cluster["transport_socket"] = transport_socket
+    return cluster
+
+
+def _secrets(cert_pem: str, key_pem: str, root_pem: str) -> list[dict[str, Any]]:
+    return [
+        {"name": "default", "tls_certificate": {
+            "certificate_chain": {"inline_string": cert_pem},
+            "private_key": {"inline_string": key_pem}}},
+        {"name": "ROOTCA", "validation_context": {"trusted_ca": {"inline_string": root_pem}}},
+    ]
+
+
+def _access_log(path: str) -> list[dict[str, Any]]:
+    return [{
+        "name": "envoy.access_loggers.file",
+        "typed_config": {
+            "@type": _FILE_LOG,
+            "path": path,
+            "log_format": {"text_format_source": {"inline_string": ISTIO_TEXT_ACCESS_LOG_FORMAT}},
+        },
+    }]
+
+
+def _admin() -> dict[str, Any]:
+    return {"address": _address(0)}
+
+
+def _node(pod: str, namespace: str, workload: str) -> dict[str, Any]:
+    return {
+        "id": f"sidecar~{LOOPBACK}~{pod}.{namespace}~{namespace}.svc.cluster.local",
+        "cluster": f"{workload}.{namespace}",
+        "metadata": {"NAMESPACE": namespace, "WORKLOAD_NAME": workload, "CLUSTER_ID": "Kubernetes"},
+    }
+
+
+def client_sidecar(
+    *,
+    pod: str,
+    namespace: str,
+    workload: str,
+    service: Service,
+    server_inbound_port: int,
+    server_spiffe_id: str,
+    cert_pem: str,
+    key_pem: str,
+    root_pem: str,
+    access_log_path: str,
+) -> dict[str, Any]:
+    """Build the bootstrap of the caller's sidecar: one outbound HTTP route to `service`."""
+    upstream_tls = {
+        "name": _TLS_SOCKET,
+        "typed_config": {
+            "@type": _UPSTREAM_TLS,
+            "sni": service.sni,
+            "common_tls_context": {
+                "alpn_protocols": ["istio-peer-exchange", "istio"],
+                "tls_certificate_sds_secret_configs": [{"name": "default"}],
+                "combined_validation_context": {
+                    "default_validation_context": {
+                        "match_typed_subject_alt_names": [
+                            {"san_type": "URI", "matcher": {"exact": server_spiffe_id}}],
+                    },
+                    "validation_context_sds_secret_config": {"name": "ROOTCA"},
+                },
+            },
+        },
+    }
+    # Istio's default retry policy for an outbound route without a VirtualService.
+    retry_policy = {
+        "retry_on": "connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes",
+        "num_retries": 2,
+        "retry_host_predicate": [{
+            "name": "envoy.retry_host_predicates.previous_hosts",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate"},
+        }],
+        "host_selection_retry_max_attempts": "5",
+        "retriable_status_codes": [503],
+    }
+    virtual_host = {
+        "name": f"{service.fqdn}:{service.port}",
+        "domains": [
+            f"{service.fqdn}", f"{service.fqdn}:{service.port}",
+            service.name, f"{service.name}:{service.port}",
+            f"{service.name}.{service.namespace}.svc", f"{service.name}.{service.namespace}.svc:{service.port}",
+            f"{service.name}.{service.namespace}", f"{service.name}.{service.namespace}:{service.port}",
+        ],
+        "routes": [{
+            "name": "default",
+            "match": {"prefix": "/"},
+            "route": {
+                "cluster": service.outbound_cluster,
+                "timeout": "0s",
+                "retry_policy": retry_policy,
+                "max_stream_duration": {"max_stream_duration": "0s", "grpc_timeout_header_max": "0s"},
+            },
+            "decorator": {"operation": f"{service.fqdn}:{service.port}/*"},
+        }],
+        "include_request_attempt_count": True,
+    }
+    listener = {
+        "name": f"0.0.0.0_{service.port}",
+        "address": _address(0),
+        "traffic_direction": "OUTBOUND",
+        "filter_chains": [{
+            "filters": [{
+                "name": "envoy.filters.network.http_connection_manager",
+                "typed_config": {
+                    "@type": _HCM,
+                    "stat_prefix": f"outbound_0.0.0.0_{service.port}",
+                    "route_config": {"name": str(service.port), "virtual_hosts": [virtual_host],
+                                     "validate_clusters": False},
+                    "http_filters": [{"name": "envoy.filters.http.router", "typed_config": {"@type": _ROUTER}}],
+                    "access_log": _access_log(access_log_path),
+                    "use_remote_address": False,
+                    "normalize_path": True,
+                    "path_with_escaped_slashes_action": "KEEP_UNCHANGED",
+                    "request_id_extension": {"typed_config": {
+                        "@type": "type.googleapis.com/envoy.extensions.request_id.uuid.v3.UuidRequestIdConfig",
+                        "use_request_id_for_trace_sampling": True}},
+                },
+            }],
+        }],
+    }
+    return {
+        "node": _node(pod, namespace, workload),
+        "admin": _admin(),
+        "static_resources": {
+            "secrets": _secrets(cert_pem, key_pem, root_pem),
+            "listeners": [listener],
+            "clusters": [_static_cluster(service.outbound_cluster, server_inbound_port, upstream_tls)],
+        },
+    }
+
+
+def jwt_authn_filter(issuer: str, jwks_json: str) -> dict[str, Any]:
+    """Build `jwt_authn` as istiod translates a RequestAuthentication with an inline JWKS.
+
+    `allow_missing` keeps requests without a token, while a present token that
+    fails validation (expired, bad signature, unknown issuer) gets a 401.
+    """
+    return {
+        "name": "envoy.filters.http.jwt_authn",
+        "typed_config": {
+            "@type": _JWT_AUTHN,
+            "providers": {
+                JWT_PROVIDER: {
+                    "issuer": issuer,
+                    "local_jwks": {"inline_string": jwks_json},
+                    "payload_in_metadata": "payload",
+                    "normalize_payload_in_metadata": {"space_delimited_claims": ["scope", "permission"]},
+                },
+            },
+            "rules": [{
+                "match": {"prefix": "/"},
+                "requires": {"requires_any": {"requirements": [
+                    {"provider_name": JWT_PROVIDER}, {"allow_missing": {}}]}},
+            }],
+            "bypass_cors_preflight": True,
+        },
+    }
+
+
+def rbac_allow_filter(namespace: str, policy: str, principals: list[str]) -> dict[str, Any]:
+    """Build `rbac` as istiod translates an ALLOW AuthorizationPolicy with `from.source.principals`.
+
+    Istio prefixes each principal with `spiffe://`, and names the Envoy policy
+    `ns[NAMESPACE]-policy[NAME]-rule[INDEX]`.
+    """
+    ids = [{"authenticated": {"principal_name": {"exact": f"spiffe://{principal}"}}} for principal in principals]
+    return {
+        "name": "envoy.filters.http.rbac",
+        "typed_config": {
+            "@type": _RBAC,
+            "rules": {
+                "policies": {
+                    f"ns[{namespace}]-policy[{policy}]-rule[0]": {
+                        "permissions": [{"and_rules": {"rules": [{"any": True}]}}],
+                        "principals": [{"and_ids": {"ids": [{"or_ids": {"ids": ids}}]}}],
+                    },
+                },
+            },
+            "shadow_rules_stat_prefix": "istio_dry_run_allow_",
+        },
+    }
+
+
+def server_sidecar(
+    *,
+    pod: str,
+    service: Service,
+    app_port: int,
+    cert_pem: str,
+    key_pem: str,
+    root_pem: str,
+    access_log_path: str,
+    http_filters: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """Build the bootstrap of the server's sidecar: STRICT mTLS inbound, then `http_filters`, then the app."""
+    downstream_tls = {
+        "name": _TLS_SOCKET,
+        "typed_config": {
+            "@type": _DOWNSTREAM_TLS,
+            "require_client_certificate": True,
+            "common_tls_context": {
+                "alpn_protocols": ["h2", "http/1.1"],
+                "tls_certificate_sds_secret_configs": [{"name": "default"}],
+                "validation_context_sds_secret_config": {"name": "ROOTCA"},
+                "tls_params": {"tls_minimum_protocol_version": "TLSv1_2"},
+            },
+        },
+    }
+    route = {
+        "name": "default",
+        "match": {"prefix": "/"},
+        "route": {
+            "cluster": service.inbound_cluster, "timeout": "0s",
+            "max_stream_duration": {"max_stream_duration": "0s", "grpc_timeout_header_max": "0s"}},
+        "decorator": {"operation": f"{service.fqdn}:{service.port}/*"},
+    }
+    listener = {
+        "name": "virtualInbound",
+        "address": _address(0),
+        "traffic_direction": "INBOUND",
+        "listener_filters": [{
+            "name": "envoy.filters.listener.tls_inspector",
+            "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector"},
+        }],
+        "filter_chains": [{
+            "name": f"0.0.0.0_{service.port}",
+            "filter_chain_match": {"transport_protocol": "tls"},
+            "transport_socket": downstream_tls,
+            "filters": [{
+                "name": "envoy.filters.network.http_connection_manager",
+                "typed_config": {
+                    "@type": _HCM,
+                    "stat_prefix": f"inbound_0.0.0.0_{service.port}",
+                    "route_config": {
+                        "name": service.inbound_cluster,
+                        "virtual_hosts": [{"name": f"inbound|http|{service.port}", "domains": ["*"], "routes": [route]}],
+                        "validate_clusters": False,
+                    },
+                    "http_filters": [*http_filters, {"name": "envoy.filters.http.router", "typed_config": {"@type": _ROUTER}}],
+                    "access_log": _access_log(access_log_path),
+                    "forward_client_cert_details": "APPEND_FORWARD",
+                    "set_current_client_cert_details": {"subject": True, "dns": True, "uri": True},
+                    "use_remote_address": False,
+                    "normalize_path": True,
+                    "request_id_extension": {"typed_config": {
+                        "@type": "type.googleapis.com/envoy.extensions.request_id.uuid.v3.UuidRequestIdConfig",
+                        "use_request_id_for_trace_sampling": True}},
+                },
+            }],
+        }],
+    }
+    return {
+        "node": _node(pod, service.namespace, service.name),
+        "admin": _admin(),
+        "static_resources": {
+            "secrets": _secrets(cert_pem, key_pem, root_pem),
+            "listeners": [listener],
+            "clusters": [_static_cluster(service.inbound_cluster, app_port)],
+        },
+    }
