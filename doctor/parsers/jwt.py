@@ -107,7 +107,8 @@ class JwtProvider:
     """One Envoy jwt_authn provider as a config dump or bootstrap shows it.
 
     `jwks_cluster_has_tls` is True or False when the cluster that fetches
-    `jwks_uri` is defined in the same input, else None.
+    `jwks_uri` is defined in the same input, else None. The `*_text` fields
+    are the source lines of the `uri:` key and of the cluster, for citing.
     """
 
     source: str
@@ -121,6 +122,9 @@ class JwtProvider:
     jwks_cluster_line: int | None
     jwks_cluster_has_tls: bool | None
     local_jwks_kids: tuple[str | None, ...] | None = None
+    jwks_uri_line: int | None = None
+    jwks_uri_text: str = ""
+    jwks_cluster_text: str = ""
 
 
 # --- whole documents: claims files and JWKS documents -------------------------
@@ -402,10 +406,12 @@ def _provider_facts(doc: Document, name: str, config: Any,
     audiences = tuple(str(item) for item in config.get("audiences") or ())
 
     jwks_uri = cluster = None
+    uri_line: int | None = None
     remote = config.get("remote_jwks")
     if isinstance(remote, dict) and isinstance(remote.get("http_uri"), dict):
         jwks_uri = _text_or_none(remote["http_uri"].get("uri"))
         cluster = _text_or_none(remote["http_uri"].get("cluster"))
+        uri_line = key_line(remote["http_uri"], "uri")
     cluster_line, has_tls = clusters.get(cluster, (None, None)) if cluster else (None, None)
 
     facts: list[Any] = []
@@ -417,10 +423,17 @@ def _provider_facts(doc: Document, name: str, config: Any,
             local_kids = jwks_fact.kids
             facts.append(jwks_fact)
 
-    text = redact_text(doc.lines[line - 1]) if line and line <= len(doc.lines) else name
-    facts.insert(0, JwtProvider(doc.source, line, text, name, issuer, audiences, jwks_uri, cluster,
-                                cluster_line, has_tls, local_kids))
+    facts.insert(0, JwtProvider(doc.source, line, _line_text(doc, line) or name, name, issuer,
+                                audiences, jwks_uri, cluster, cluster_line, has_tls, local_kids,
+                                uri_line, _line_text(doc, uri_line), _line_text(doc, cluster_line)))
     return facts
+
+
+def _line_text(doc: Document, line: int | None) -> str:
+    lines = doc.lines
+    if line is None or not 1 <= line <= len(lines):
+        return ""
+    return redact_text(lines[line - 1].strip())
 
 
 def _local_jwks_fact(doc: Document, provider: str, issuer: str | None, local: LineDict,
