@@ -60,6 +60,9 @@ _FORBIDDEN = re.compile(
 )
 
 
+_ERROR_LINE = re.compile(r"\berror\b|:error:|\balert\b|\brefused\b|\btimed out\b|\bforbidden\b", re.IGNORECASE)
+
+
 class MutatingCommandError(RuntimeError):
     """Raised when a command that changes state is run without `allow_mutation=True`."""
 
@@ -564,10 +567,22 @@ def _classify(exit_status: int, output: str, error_text: str, merged: bool) -> t
         return ProbeStatus.OK, ""
 
     diagnostic = error_text if not merged else output
-    reason = _tail(diagnostic) or f"exited with status {exit_status}"
+    reason = _error_lines(diagnostic) or f"exited with status {exit_status}"
     if _FORBIDDEN.search(diagnostic) or (not merged and _FORBIDDEN.search(output)):
         return ProbeStatus.FORBIDDEN, reason
     return ProbeStatus.FAILED, reason
+
+
+def _error_lines(text: str) -> str:
+    """Return the lines of `text` that read as errors, else its last lines.
+
+    Merged output puts a program's error anywhere: openssl s_client prints
+    its handshake alert before the certificate chain and session summary.
+    """
+    errors = [line for line in text.splitlines() if _ERROR_LINE.search(line)]
+    if errors:
+        return _tail("\n".join(errors))
+    return _tail(text)
 
 
 def _tail(text: str, max_lines: int = 5, max_chars: int = 2000) -> str:
