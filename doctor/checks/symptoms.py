@@ -12,10 +12,13 @@ from typing import Any, Iterable, Mapping
 from doctor.checks import CheckRegistry, CheckResult, hit, miss
 from doctor.facts import FactSet
 from doctor.model import Evidence
-from doctor.parsers import accesslog, kube, signatures
+from doctor.parsers import accesslog, envoy_admin, istioctl, kube, signatures, tls
 from doctor.parsers.accesslog import AccessLogEntry
+from doctor.parsers.envoy_admin import EnvoyStat
+from doctor.parsers.istioctl import ProxySyncStatus
 from doctor.parsers.kube import PodInfo
 from doctor.parsers.signatures import SignatureMatch
+from doctor.parsers.tls import TlsHandshake
 
 # Evidence lists are capped so one huge log does not flood a report; the count stays exact.
 MAX_EVIDENCE = 5
@@ -28,9 +31,19 @@ def register(registry: CheckRegistry) -> None:
         "Requests answered with the given HTTP status, in access logs or error signatures.",
         needs=(accesslog.KIND, signatures.KIND), params=("code", "symptom"))
     registry.register(
-        "symptom.signatures", signature_symptom,
-        "Known error signatures that belong to the given symptom.",
-        needs=(signatures.KIND,), params=("symptom",))
+        "symptom.tls_failures", tls_failures,
+        "TLS handshakes that failed: s_client errors and alerts, TLS reasons in access logs, "
+        "and known TLS error signatures.",
+        needs=(tls.KIND, accesslog.KIND, signatures.KIND), params=("symptom",))
+    registry.register(
+        "symptom.timeouts", timeouts,
+        "Requests that timed out: 504 or UT in access logs, and known timeout signatures.",
+        needs=(accesslog.KIND, signatures.KIND), params=("symptom",))
+    registry.register(
+        "symptom.config_not_synced", config_not_synced,
+        "Proxies whose xDS state is STALE or NOT SENT, or whose Envoy rejected updates.",
+        needs=(istioctl.KIND_PROXY_STATUS, envoy_admin.KIND_STATS, signatures.KIND),
+        params=("symptom",))
     registry.register(
         "symptom.container_killed", container_killed,
         "Containers terminated with exit code 137 or reason OOMKilled, now or last time.",
@@ -59,11 +72,57 @@ def response_code(facts: FactSet, args: Mapping[str, Any]) -> CheckResult:
     return hit(*evidence, count=len(entries) + len(matches), first_seen=first, last_seen=last)
 
 
-def signature_symptom(facts: FactSet, args: Mapping[str, Any]) -> CheckResult:
-    matches = _matches_for(facts, str(args["symptom"]))
-    if not matches:
-        return miss(reason=f"no known error signature of {args['symptom']} in the text inputs")
-    return hit(*(_match_evidence(match) for match in matches[:MAX_EVIDENCE]), count=len(matches))
+def tls_failures(facts: FactSet, args: Mapping[str, Any]) -> CheckResult:
+    evidence = []
+    for handshake in facts.of(TlsHandshake):
+        failed = handshake.alerts or handshake.no_peer_certificate or (
+            handshake.verify_code not in (None, 0))
+        if failed:
+            evidence.append(Evidence(handshake.source, handshake.line, handshake.text))
+
+    tls_words = ("TLS", "SSL", "CERTIFICATE", "certificate", "handshake")
+    for entry in facts.of(AccessLogEntry):
+        reason = entry.upstream_transport_failure_reason or ""
+        details = entry.response_code_details or ""
+        if any(word in reason or word in details for word in tls_words):
+            evidence.append(_entry_evidence(entry))
+
+    matches = _matches_for(facts, str(args.get("symptom", "tls-handshake-failure")))
+    evidence += [_match_evidence(match) for match in matches]
+    if not evidence:
+        return miss(reason="no failed TLS handshake in the inputs")
+    return hit(*evidence[:MAX_EVIDENCE * 2], count=len(evidence))
+
+
+def timeouts(facts: FactSet, args: Mapping[str, Any]) -> CheckResult:
+    entries = [entry for entry in facts.of(AccessLogEntry)
+               if entry.response_code == 504 or "UT" in entry.response_flags]
+    matches = _matches_for(facts, str(args.get("symptom", "request-timeout")))
+
+    evidence = [_entry_evidence(entry) for entry in entries[:MAX_EVIDENCE]]
+    evidence += [_match_evidence(match) for match in matches[:MAX_EVIDENCE]]
+    if not evidence:
+        return miss(reason="no request or connection timed out in the inputs")
+    first, last = _time_range(entry.timestamp for entry in entries)
+    return hit(*evidence, count=len(entries) + len(matches), first_seen=first, last_seen=last)
+
+
+def config_not_synced(facts: FactSet, args: Mapping[str, Any]) -> CheckResult:
+    evidence = []
+    for proxy in facts.of(ProxySyncStatus):
+        if proxy.not_synced:
+            states = ", ".join(f"{kind} {state}" for kind, state in proxy.not_synced.items())
+            evidence.append(Evidence(proxy.source, proxy.line, proxy.text,
+                                     note=f"{proxy.proxy}: {states}"))
+    for stat in facts.of(EnvoyStat):
+        if stat.name.endswith("update_rejected") and stat.value > 0:
+            evidence.append(Evidence(stat.source, stat.line, stat.text))
+
+    matches = _matches_for(facts, str(args.get("symptom", "proxy-config-not-synced")))
+    evidence += [_match_evidence(match) for match in matches]
+    if not evidence:
+        return miss(reason="every proxy is in sync and no Envoy rejected an update")
+    return hit(*evidence[:MAX_EVIDENCE * 2], count=len(evidence))
 
 
 def container_killed(facts: FactSet, args: Mapping[str, Any]) -> CheckResult:
