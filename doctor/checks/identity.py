@@ -159,11 +159,6 @@ def _register_tls_checks(registry: CheckRegistry) -> None:
         "wrong-version, certificate-required) in s_client runs, access logs or log lines.",
         params=("reason",))
     registry.register(
-        "identity.tls_handshake_failed", tls_handshake_failed,
-        "Any TLS handshake failure: s_client errors and alerts, Envoy transport failure "
-        "reasons, TLS error signatures.",
-        params=("symptom",))
-    registry.register(
         "identity.certificate_expired", certificate_expired,
         "A certificate among the inputs expired before the first failure (or before now, when "
         "no failure time is known).")
@@ -305,9 +300,10 @@ def jwt_rejected(facts: FactSet, args: Mapping[str, Any]) -> CheckResult:
                                          note=f"signature {signature_id}"))
 
     if not count:
-        if not facts.of(AccessLogEntry) and not facts.of(SignatureMatch):
-            return unknown("no access log or error output among the inputs shows why requests "
-                           "were rejected; " + COLLECT_REQUEST_TIME)
+        answered = any(token.response_code is not None for token in facts.of(JwtToken))
+        if not facts.of(AccessLogEntry) and not facts.of(SignatureMatch) and not answered:
+            return unknown("no access log, proxy log or reply among the inputs shows how "
+                           "requests were answered; " + COLLECT_REQUEST_TIME)
         return miss(reason=f"no request was rejected by jwt_authn with {detail.replace('_', ' ')!r}")
     return hit(*evidence, count=count, first_seen=min(moments, default=None),
                last_seen=max(moments, default=None))
@@ -758,38 +754,6 @@ def tls_failure(facts: FactSet, args: Mapping[str, Any]) -> CheckResult:
     if not count:
         return miss(reason=f"no TLS failure with reason {name} in the inputs")
     return hit(*evidence[:MAX_EVIDENCE * 2], count=count)
-
-
-def tls_handshake_failed(facts: FactSet, args: Mapping[str, Any]) -> CheckResult:
-    symptom = str(args.get("symptom", "tls-handshake-failure"))
-    evidence: list[Evidence] = []
-    count = 0
-    moments: list[datetime] = []
-
-    for handshake in facts.of(TlsHandshake):
-        if handshake.alerts or (handshake.verify_code or 0) != 0:
-            count += 1
-            evidence.append(Evidence(handshake.source, handshake.line, handshake.text))
-    for entry in facts.of(AccessLogEntry):
-        if entry.upstream_transport_failure_reason and "TLS" in entry.upstream_transport_failure_reason:
-            count += 1
-            if entry.timestamp is not None:
-                moments.append(_utc(entry.timestamp))
-            if len(evidence) < MAX_EVIDENCE:
-                evidence.append(Evidence(entry.source, entry.line, entry.text))
-    for match in facts.of(SignatureMatch):
-        if match.symptom == symptom:
-            count += 1
-            if match.timestamp is not None:
-                moments.append(match.timestamp)
-            if len(evidence) < MAX_EVIDENCE * 2:
-                evidence.append(Evidence(match.source, match.line, match.text,
-                                         note=f"signature {match.signature_id}"))
-
-    if not count:
-        return miss(reason="no TLS handshake failure in the inputs")
-    return hit(*evidence[:MAX_EVIDENCE * 2], count=count, first_seen=min(moments, default=None),
-               last_seen=max(moments, default=None))
 
 
 # --- certificates -------------------------------------------------------------

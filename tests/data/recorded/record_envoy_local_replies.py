@@ -21,8 +21,9 @@ Runs the real `.venv/bin/envoy` on 127.0.0.1 with:
 
 It saves each curl transcript under `envoy-local-replies/curl/`, the access
 logs in Istio's TEXT (1.24) and JSON formats, Envoy's own log lines about
-jwt_authn, RBAC and TLS, and the Envoy configuration (which includes the
-inline JWKS).
+jwt_authn, RBAC and TLS, the Envoy configuration (which includes the inline
+JWKS), the JWKS, and the Istio RequestAuthentication and AuthorizationPolicy
+that the Istio-shaped route mirrors.
 
 Usage: .venv/bin/python tests/data/recorded/record_envoy_local_replies.py
 Needs curl and openssl on PATH. Every process binds to 127.0.0.1 and is
@@ -203,6 +204,42 @@ DENY_ADMIN_PATH_POLICY = {"action": "DENY", "policies": {
     "ns[shop]-policy[deny-admin]-rule[0]": {
         "permissions": [{"url_path": {"path": {"prefix": "/rbac/deny/admin"}}}],
         "principals": [{"any": True}]}}}
+
+
+# The Istio resources whose translation the /jwt/istio route runs: a
+# RequestAuthentication that lets token-less requests through, and an
+# AuthorizationPolicy that then requires a request principal.
+ISTIO_EQUIVALENT = f"""\
+apiVersion: security.istio.io/v1
+kind: RequestAuthentication
+metadata:
+  name: orders-jwt
+  namespace: shop
+spec:
+  selector:
+    matchLabels:
+      app: orders
+  jwtRules:
+  - issuer: "{ISSUER}"
+    audiences:
+    - {AUDIENCE}
+    jwksUri: "{ISSUER}/.well-known/jwks.json"
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata:
+  name: require-jwt
+  namespace: shop
+spec:
+  selector:
+    matchLabels:
+      app: orders
+  action: ALLOW
+  rules:
+  - from:
+    - source:
+        requestPrincipals: ["{ISSUER}/*"]
+"""
 
 
 def route(prefix: str, cluster_name: str, per_filter: dict | None = None) -> dict:
@@ -454,6 +491,8 @@ def main() -> None:
              f"Authorization: Bearer {tokens['valid']}")
         curl("rbac-no-allow-matched", base + "/rbac/allow/orders")
         curl("rbac-deny-matched", base + "/rbac/deny/admin/users", "x-role: admin")
+        curl("rbac-denied-with-token", base + "/rbac/allow/orders",
+             f"Authorization: Bearer {tokens['valid']}")
         curl("ratelimit-first", base + "/ratelimit/orders")
         curl("ratelimit-second", base + "/ratelimit/orders")
         for name in ("no-endpoints", "closed-port", "closes-connection", "overflow",
@@ -484,6 +523,7 @@ def main() -> None:
     (OUT / "envoy-config.yaml").write_text(
         yaml.safe_dump(_portable(config, workdir), sort_keys=False, width=120))
     (OUT / "jwks.json").write_text(json.dumps(json.loads(jwks), indent=2) + "\n")
+    (OUT / "istio-require-jwt.yaml").write_text(ISTIO_EQUIVALENT)
     shutil.rmtree(workdir)
 
 
