@@ -1,9 +1,9 @@
 """Checks for identity failures: JWT rejections, JWKS problems, clock drift and certificates.
 
 They compare a token's claims (exp, nbf, iat, iss, aud, kid) with the time
-of the failing requests and with what is configured (RequestAuthentication
-jwtRules, Envoy jwt_authn providers, JWKS key ids), and compare certificate
-validity with the time of the TLS failures.
+of the failing requests and with the configuration: RequestAuthentication
+jwtRules, Envoy jwt_authn providers and JWKS key ids. Certificate validity
+is compared with the time of the TLS failures.
 
 The time of a failing request comes, in this order, from the `Date` header
 of the reply that followed the token in a curl transcript, from access-log

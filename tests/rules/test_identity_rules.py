@@ -3,7 +3,7 @@
 Every cause has a case that fires it, one that does not, and one where its
 input is absent so its check reports unknown with the reason. The rules run
 with the symptom and upstream rules they link to and the whole signature
-catalogue; other rule files are left out, so these tests exercise only the
+catalogue. Other rule files are left out, so these tests exercise only the
 identity causes and their chains.
 """
 
