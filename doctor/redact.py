@@ -13,8 +13,8 @@
 - the values under `data` and `stringData` of Kubernetes Secrets in YAML and
   JSON, including the JSON copy kept in the last-applied-configuration
   annotation;
-- passwords in URLs (`https://user:password@host`) and token or password query
-  parameters;
+- passwords in URLs (`https://user:password@host`), token or password query
+  parameters, and command-line options such as kubectl's `--token`;
 - TLS session secrets that `openssl s_client` prints (`Master-Key`,
   `Resumption PSK`), which would let anyone with a capture decrypt it.
 
@@ -70,6 +70,9 @@ _QUERY_SECRET = re.compile(
     re.IGNORECASE,
 )
 
+_SECRET_OPTION = re.compile(
+    r"(?P<head>(?<![\w-])--(?:token|password|client-secret|client_secret)(?:=|[ \t]+)[\"']?)"
+    r"(?P<value>[^\s'\"]+)")
 _TLS_SESSION_SECRET = re.compile(
     r"^(?P<head>\s*(?:Master-Key|Resumption PSK):[ \t]*)(?P<value>[0-9A-Fa-f]+)[ \t]*$", re.MULTILINE)
 
@@ -91,6 +94,7 @@ def redact_text(text: str) -> str:
     text = _JWT_CANDIDATE.sub(_mask_jwt_match, text)
     text = _URL_PASSWORD.sub(lambda m: f"{m['head']}:{MASK}@", text)
     text = _QUERY_SECRET.sub(_mask_query_secret, text)
+    text = _SECRET_OPTION.sub(_mask_query_secret, text)
     text = _TLS_SESSION_SECRET.sub(lambda m: m["head"] + MASK, text)
     return text
 

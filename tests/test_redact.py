@@ -243,6 +243,19 @@ def test_opaque_query_token_masked() -> None:
     assert "page=2" in redacted
 
 
+@pytest.mark.parametrize("command", [
+    f"kubectl --token={SEEDED_API_TOKEN} get pods -A",
+    f"kubectl --token {SEEDED_API_TOKEN} get pods -A",
+    f"istioctl x precheck --password '{SEEDED_PASSWORD}'",
+])
+def test_secret_command_option_masked(command: str) -> None:
+    redacted = redact_text(command)
+
+    assert SEEDED_API_TOKEN not in redacted
+    assert SEEDED_PASSWORD not in redacted
+    assert MASK in redacted
+
+
 def test_url_password_masked() -> None:
     url = f"jwksUri: https://reader:{SEEDED_PASSWORD}@keys.example.test/jwks.json"
 
