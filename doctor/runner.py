@@ -370,7 +370,8 @@ class Runner:
         `merge_stderr` is True. When kept apart, it becomes the reason of a
         failed run and is appended, prefixed with "stderr:", to the reason of
         a successful one. Raises `MutatingCommandError` for a mutating command
-        without `allow_mutation`, and `ValueError` for an empty argv.
+        without `allow_mutation`, and `ValueError` for an empty argv or a
+        timeout that is not positive.
         """
         argv = [str(a) for a in argv]
         if not argv:
@@ -382,6 +383,9 @@ class Runner:
 
         masked_argv = tuple(redact_text(a) for a in argv)
         timeout = self.default_timeout_s if timeout is None else timeout
+        if not timeout > 0:
+            # sh treats a timeout of 0 as none at all, so the command could run forever.
+            raise ValueError(f"probe {probe_id}: timeout must be a positive number of seconds, not {timeout!r}")
         cap = self.output_cap_bytes if output_cap_bytes is None else output_cap_bytes
         started_at = datetime.now(timezone.utc)
         clock = time.monotonic()

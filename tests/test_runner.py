@@ -224,6 +224,12 @@ def test_mutating_command_runs_when_allowed(runner):
     assert "Failed to connect to 127.0.0.1 port 1" in observation.reason
 
 
+@pytest.mark.parametrize("timeout", [0, -1])
+def test_unbounded_timeout_is_rejected(runner, timeout):
+    with pytest.raises(ValueError, match="timeout must be a positive number"):
+        runner.run(["sleep", "30"], probe_id="test.sleep", timeout=timeout)
+
+
 def test_empty_argv_is_rejected(runner):
     with pytest.raises(ValueError, match="empty command"):
         runner.run([], probe_id="test.empty")
