@@ -68,6 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     rules = commands.add_parser("rules", help="validate and list the rule files")
     rules.add_argument("--rules", type=Path, help="a folder of rule files to validate")
+    rules.add_argument("--markdown", action="store_true",
+                       help="print the rules reference as Markdown (the source of docs/rules.md)")
     return parser
 
 
@@ -160,6 +162,12 @@ def _rules(options: argparse.Namespace) -> int:
         print(f"mesh-doctor: {problem}", file=sys.stderr)
 
     book = engine.rulebook
+    if options.markdown:
+        from doctor.rules_doc import render_rules_markdown
+
+        sys.stdout.write(render_rules_markdown(book, playbooks))
+        return ExitCode.RULES_INVALID if problems else ExitCode.OK
+
     print(f"{len(book.symptoms)} symptoms, {len(book.causes)} causes, "
           f"{len(book.signatures)} signatures, {len(playbooks)} playbooks")
     for cause in sorted(book.causes.values(), key=lambda cause: cause.id):
