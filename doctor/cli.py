@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import enum
+import importlib
 import logging
 import sys
 from pathlib import Path
@@ -40,6 +41,9 @@ class ExitCode(enum.IntEnum):
 
 FORMATS = ("text", "json", "md")
 
+# Subcommands defined in doctor/commands/, as (name, module, one-line help).
+EXTRA_COMMANDS: tuple[tuple[str, str, str], ...] = ()
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -66,6 +70,11 @@ def build_parser() -> argparse.ArgumentParser:
                               "command when only paths are given)")
     tui.add_argument("paths", nargs="+", type=Path, metavar="PATH")
 
+    for name, module_name, summary in EXTRA_COMMANDS:
+        extra = commands.add_parser(name, help=summary)
+        extra.set_defaults(command_module=module_name)
+        importlib.import_module(module_name).add_arguments(extra)
+
     rules = commands.add_parser("rules", help="validate and list the rule files")
     rules.add_argument("--rules", type=Path, help="a folder of rule files to validate")
     rules.add_argument("--markdown", action="store_true",
@@ -75,8 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
-    if arguments and arguments[0] not in ("scan", "tui", "rules", "-h", "--help", "--version",
-                                          "-v", "--verbose"):
+    known = {"scan", "tui", "rules", "-h", "--help", "--version", "-v", "--verbose"}
+    known.update(name for name, _, _ in EXTRA_COMMANDS)
+    if arguments and arguments[0] not in known:
         arguments.insert(0, "tui")
 
     parser = build_parser()
@@ -91,6 +101,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _scan(options)
     if options.command == "tui":
         return _tui(options)
+    if getattr(options, "command_module", None):
+        return importlib.import_module(options.command_module).run(options)
     return _rules(options)
 
 
