@@ -149,6 +149,19 @@ def test_case_17_mesh_root_ca_expired_on_top(engine: Engine) -> None:
     assert "2 h 49 min before the first failure" in root_evidence[0].note
 
 
+@pytest.mark.parametrize(("case", "cause"), [
+    (CASE_12, "jwks-cluster-without-tls"),
+    (CASE_15, "jwt-issuer-not-configured"),
+    (CASE_17, "mesh-root-ca-expired"),
+])
+def test_case_on_top_with_every_shipped_rule(case: Path, cause: str) -> None:
+    from doctor.scan import load_engine, scan_paths
+
+    diagnosis = scan_paths([case], engine=load_engine())
+
+    assert diagnosis.findings[0].cause_id == cause
+
+
 # --- jwt-expired ------------------------------------------------------------------
 
 
