@@ -21,6 +21,7 @@ from doctor.engine import diagnose as run_engine
 from doctor.parsers.signatures import load_catalogue
 from doctor.readers import read_paths
 from doctor.rules import Rulebook, load_rule_files
+from doctor.scan import load_engine, scan_paths
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "rules"
@@ -155,8 +156,6 @@ def test_case_17_mesh_root_ca_expired_on_top(engine: Engine) -> None:
     (CASE_17, "mesh-root-ca-expired"),
 ])
 def test_case_on_top_with_every_shipped_rule(case: Path, cause: str) -> None:
-    from doctor.scan import load_engine, scan_paths
-
     diagnosis = scan_paths([case], engine=load_engine())
 
     assert diagnosis.findings[0].cause_id == cause
