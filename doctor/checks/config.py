@@ -14,7 +14,7 @@ from typing import Any, Iterable, Mapping
 from doctor.checks import HIT, CheckRegistry, CheckResult, config_rbac, config_ratelimit, hit, miss, unknown
 from doctor.facts import FactSet
 from doctor.model import Evidence
-from doctor.parsers import accesslog, envoy_admin, istio, istioctl, signatures
+from doctor.parsers import accesslog, envoy_admin, signatures
 from doctor.parsers.accesslog import AccessLogEntry
 from doctor.parsers.envoy_admin import EnvoyCluster, EnvoyListener, EnvoySecret, EnvoyStat
 from doctor.parsers.istio import IstioResource, is_mesh_wide
@@ -39,49 +39,43 @@ COLLECT_PROXY_STATUS = "collect `istioctl proxy-status` (with `--verbose` on Ist
 
 
 def register(registry: CheckRegistry) -> None:
-    """Register the mTLS, sync, SDS, RBAC and local rate limit checks."""
-    dump = envoy_admin.KIND_CONFIG_DUMP
+    """Register the mTLS, sync, SDS, RBAC and local rate limit checks.
+
+    Each check decides itself when its inputs are absent, so its unknown
+    names the exact command to collect them.
+    """
     registry.register(
         "config.strict_mtls_in_force", strict_mtls_in_force,
-        "A STRICT PeerAuthentication or MeshPolicy, or an inbound listener that accepts only mTLS.",
-        needs=(istio.KIND, dump))
+        "A STRICT PeerAuthentication or MeshPolicy, or an inbound listener that accepts only mTLS.")
     registry.register(
         "config.dr_tls_overrides_mtls", dr_tls_overrides_mtls,
         "A DestinationRule (or the client's cluster built from it) sends plaintext or non-Istio TLS "
-        "to a host whose server requires Istio mTLS.",
-        needs=(istio.KIND, dump, istioctl.KIND_CLUSTERS))
+        "to a host whose server requires Istio mTLS.")
     registry.register(
         "config.dr_keeps_istio_mtls", dr_keeps_istio_mtls,
         "The DestinationRules read keep Istio mTLS: at least one sets ISTIO_MUTUAL and none sends "
-        "plaintext or non-Istio TLS to a host that requires mTLS.",
-        needs=(istio.KIND,))
+        "plaintext or non-Istio TLS to a host that requires mTLS.")
     registry.register(
         "config.upstream_connect_errors", upstream_connect_errors,
         "Requests failed with 503 UF, UC or URX, or a client printed Envoy's "
-        "'upstream connect error or disconnect/reset before headers'.",
-        needs=(accesslog.KIND, signatures.KIND))
+        "'upstream connect error or disconnect/reset before headers'.")
     registry.register(
         "config.cluster_uses_istio_mtls", cluster_uses_istio_mtls,
         "The client's Envoy cluster for a DestinationRule host originates Istio mTLS "
-        "(TLS transport socket with an outbound_ SNI).",
-        needs=(dump, istioctl.KIND_CLUSTERS))
+        "(TLS transport socket with an outbound_ SNI).")
     registry.register(
         "config.filter_chain_not_found", filter_chain_not_found,
         "The server sidecar closed connections that matched no filter chain (NR "
-        "filter_chain_not_found), as it does for plaintext sent to a STRICT mTLS port.",
-        needs=(accesslog.KIND, envoy_admin.KIND_STATS))
+        "filter_chain_not_found), as it does for plaintext sent to a STRICT mTLS port.")
     registry.register(
         "config.proxy_not_synced", proxy_not_synced,
-        "istioctl proxy-status shows STALE for a proxy, or Envoy stats count rejected xDS updates.",
-        needs=(istioctl.KIND_PROXY_STATUS, envoy_admin.KIND_STATS))
+        "istioctl proxy-status shows STALE for a proxy, or Envoy stats count rejected xDS updates.")
     registry.register(
         "config.sds_secret_warming", sds_secret_warming,
-        "A secret Envoy requested from SDS was never supplied: it is still warming.",
-        needs=(dump, istioctl.KIND_SECRETS))
+        "A secret Envoy requested from SDS was never supplied: it is still warming.")
     registry.register(
         "config.warming_secret_referenced", warming_secret_referenced,
-        "A listener or cluster uses a secret that is still warming, so its TLS handshakes fail.",
-        needs=(dump,))
+        "A listener or cluster uses a secret that is still warming, so its TLS handshakes fail.")
     config_rbac.register(registry)
     config_ratelimit.register(registry)
 
@@ -158,8 +152,7 @@ def strict_mtls_in_force(facts: FactSet, args: Mapping[str, Any]) -> CheckResult
     evidence = []
     for resource in strict:
         scope = "mesh-wide" if is_mesh_wide(resource) else f"namespace {resource.namespace}"
-        what = f"{resource.ref} requires mTLS ({scope})"
-        evidence.append(kind_evidence(resource, what))
+        evidence.append(kind_evidence(resource, f"{resource.ref} requires mTLS ({scope})"))
         evidence.append(resource_evidence(resource, "mtls.mode", "mode STRICT"))
 
     listeners = _strict_inbound_listeners(facts)
@@ -439,6 +432,8 @@ def warming_secret_referenced(facts: FactSet, args: Mapping[str, Any]) -> CheckR
     warming.update({row.resource_name: row for row in facts.of(SecretStatus)
                     if (row.status or "").upper() == "WARMING"})
     if not warming:
+        if not facts.of(EnvoySecret) and not facts.of(SecretStatus):
+            return unknown("no secrets among the inputs; collect `istioctl proxy-config secret POD -n NAMESPACE`")
         return miss(reason="no secret is warming")
     listeners = facts.of(EnvoyListener)
     clusters = facts.of(EnvoyCluster)

@@ -23,7 +23,7 @@ from typing import Any, Mapping
 from doctor.checks import CheckRegistry, CheckResult, hit, miss, unknown
 from doctor.facts import FactSet
 from doctor.model import Evidence
-from doctor.parsers import accesslog, envoy_admin, istio, signatures
+from doctor.parsers import accesslog, envoy_admin, signatures
 from doctor.parsers.accesslog import AccessLogEntry
 from doctor.parsers.envoy_admin import EnvoyStat, LocalRateLimit, RateLimitDescriptor
 from doctor.parsers.signatures import SignatureMatch
@@ -40,35 +40,28 @@ LOGGED_HEADERS = {":path": "path", ":method": "method", ":authority": "authority
 
 
 def register(registry: CheckRegistry) -> None:
-    config_kinds = (envoy_admin.KIND_CONFIG_DUMP, istio.KIND)
     registry.register(
         "config.local_rate_limited", local_rate_limited,
         "Requests rejected by the local rate limit: 429 with RL / local_rate_limited, the "
-        "`local_rate_limited` body, or an `enforced` counter above zero.",
-        needs=(accesslog.KIND, signatures.KIND, envoy_admin.KIND_STATS))
+        "`local_rate_limited` body, or an `enforced` counter above zero.")
     registry.register(
         "config.local_rate_limit_enforced", local_rate_limit_enforced,
-        "A local rate limit with a token bucket that is enabled and enforced for some requests.",
-        needs=config_kinds)
+        "A local rate limit with a token bucket that is enabled and enforced for some requests.")
     registry.register(
         "config.local_rate_limit_shadow", local_rate_limit_shadow,
-        "A local rate limit with a token bucket that is enabled but enforced for no request (shadow mode).",
-        needs=config_kinds)
+        "A local rate limit with a token bucket that is enabled but enforced for no request (shadow mode).")
     registry.register(
         "config.http_429_not_local", http_429_not_local,
         "429 responses that the local rate limit did not produce (from the upstream application or a "
-        "global rate limit service).",
-        needs=(accesslog.KIND,))
+        "global rate limit service).")
     registry.register(
         "config.descriptors_share_bucket", descriptors_share_bucket,
         "An enforced local rate limit whose descriptor requests also take tokens from the route's "
-        "token bucket.",
-        needs=config_kinds)
+        "token bucket.")
     registry.register(
         "config.route_bucket_drained_by_descriptors", route_bucket_drained_by_descriptors,
         "Within one fill interval, requests outside the descriptors were limited before the route bucket's "
-        "max_tokens passed, while descriptor requests passed.",
-        needs=(accesslog.KIND,))
+        "max_tokens passed, while descriptor requests passed.")
 
 
 # --- helpers ----------------------------------------------------------------------------------

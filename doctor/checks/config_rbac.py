@@ -19,7 +19,7 @@ from typing import Any, Mapping
 from doctor.checks import CheckRegistry, CheckResult, hit, miss, unknown
 from doctor.facts import FactSet
 from doctor.model import Evidence
-from doctor.parsers import accesslog, envoy_admin, istio, signatures
+from doctor.parsers import accesslog, signatures
 from doctor.parsers.accesslog import AccessLogEntry
 from doctor.parsers.envoy_admin import RbacFilter
 from doctor.parsers.istio import IstioResource
@@ -40,48 +40,41 @@ COLLECT_PODS = "collect `kubectl get pods -A -o json` so the caller's address ma
 
 
 def register(registry: CheckRegistry) -> None:
-    policy_kinds = (istio.KIND, envoy_admin.KIND_CONFIG_DUMP)
     registry.register(
         "config.rbac_denied", rbac_denied,
         "Requests denied by Envoy's RBAC filter. `policy` selects the denials: 'none' (no ALLOW "
         "policy matched), 'named' (a DENY policy matched) or 'any'.",
-        needs=(accesslog.KIND, signatures.KIND), params=("policy",))
+        params=("policy",))
     registry.register(
         "config.deny_policy_matched", deny_policy_matched,
         "The DENY policy and rule named in denied requests' response code details, found in the "
-        "AuthorizationPolicies or the RBAC filter config.",
-        needs=(accesslog.KIND, signatures.KIND))
+        "AuthorizationPolicies or the RBAC filter config.")
     registry.register(
         "config.allow_policy_exists", allow_policy_exists,
         "An ALLOW AuthorizationPolicy (or RBAC ALLOW filter) exists, so requests it does not match "
-        "are denied.",
-        needs=policy_kinds)
+        "are denied.")
     registry.register(
         "config.allow_policy_requires_principals", allow_policy_requires_principals,
-        "An ALLOW policy whose rules all require source principals or namespaces (peer identities).",
-        needs=policy_kinds)
+        "An ALLOW policy whose rules all require source principals or namespaces (peer identities).")
     registry.register(
         "config.caller_principal_not_allowed", caller_principal_not_allowed,
         "The SPIFFE principal of a denied caller (from its pod's service account) is not among the "
-        "principals or namespaces the ALLOW policies name.",
-        needs=(accesslog.KIND,))
+        "principals or namespaces the ALLOW policies name.")
     registry.register(
         "config.mtls_not_in_force_for_principals", mtls_not_in_force_for_principals,
         "Peer authentication is PERMISSIVE or DISABLE where principal-based policies apply, or denied "
-        "requests arrived without Istio mTLS, so the peer identity is empty.",
-        needs=(istio.KIND, accesslog.KIND))
+        "requests arrived without Istio mTLS, so the peer identity is empty.")
     registry.register(
         "config.denied_requests_used_mtls", denied_requests_used_mtls,
         "The denied requests arrived over Istio mTLS (an outbound_ SNI), so the caller's identity "
-        "was known to the RBAC filter.",
-        needs=(accesslog.KIND,))
+        "was known to the RBAC filter.")
 
 
 # --- denials in the access log ----------------------------------------------------------------
 
 @dataclass(frozen=True)
 class Denial:
-    """One RBAC denial: `policy` is "none", a policy name, or None when the line does not say."""
+    """One RBAC denial: `policy` is "none", a policy name, or None when the line names none."""
 
     source: str
     line: int
@@ -109,12 +102,12 @@ def _denial_evidence(denial: Denial, note: str) -> Evidence:
 
 
 def rbac_denied(facts: FactSet, args: Mapping[str, Any]) -> CheckResult:
-    wanted = str(args.get("policy", "any"))
+    selection = str(args.get("policy", "any"))
     found = denials(facts)
-    if wanted == "none":
+    if selection == "none":
         selected = [denial for denial in found if denial.policy == "none"]
         describe = "no ALLOW policy matched"
-    elif wanted == "named":
+    elif selection == "named":
         selected = [denial for denial in found if denial.policy not in (None, "none")]
         describe = "a DENY policy matched"
     else:
