@@ -11,8 +11,10 @@ Runs the real `.venv/bin/envoy` on 127.0.0.1 with:
   with `allow_missing` followed by RBAC that needs a verified JWT payload;
 - RBAC with no matching ALLOW policy and with a matching DENY policy;
 - a local rate limit of one request per minute;
-- upstream clusters that fail (a second time with the transport failure
-  reason in the reply body, as releases before 1.3x printed it): no endpoints, a closed port, a server that
+- upstream clusters that fail, recorded a second time with the transport
+  failure reason in the reply body (Envoy prints it when the runtime flag
+  hide_transport_failure_reason_in_response_body is false, as older
+  releases always did): no endpoints, a closed port, a server that
   closes the connection, a circuit breaker that allows nothing, and TLS to
   `openssl s_server` peers with an expired certificate, a certificate for
   another name, a plaintext HTTP server, a peer that rejects Envoy's client
@@ -150,7 +152,7 @@ def upstream_tls(pki: dict, client: str | None = None, san: str | None = None,
             {"san_type": "DNS", "matcher": {"exact": san}}]
     context: dict = {"validation_context": validation}
     if max_version is not None:
-        # Envoy's upstream TLS stops at TLS 1.2 unless told otherwise.
+        # Envoy's upstream TLS stops at TLS 1.2 unless configured otherwise.
         context["tls_params"] = {"tls_maximum_protocol_version": max_version}
     if client is not None:
         context["tls_certificates"] = [{
@@ -501,8 +503,8 @@ def main() -> None:
                      "tls13-no-client-cert", "tls12-expired-client-cert", "plaintext-to-tls"):
             curl(f"upstream-{name}", f"{base}/upstream/{name}/orders")
 
-        # Releases before the runtime flag below existed printed the transport
-        # failure reason in the body; 1.40 still does when the flag is false.
+        # Releases before the runtime flag below printed the transport failure
+        # reason in the body, and 1.40 still does when the flag is false.
         runtime_modify(ports["admin"], TRANSPORT_REASON_FLAG, "false")
         for name in ("closed-port", "tls-expired", "tls-to-plaintext", "tls12-unknown-ca-client"):
             curl(f"upstream-{name}-with-transport-reason", f"{base}/upstream/{name}/orders")
