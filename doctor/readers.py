@@ -107,6 +107,7 @@ def _scan_tokens(document: Document, claimed_kind: str | None, result: ReadResul
     if claimed_kind == jwt.KIND:
         return 0
     tokens = jwt.scan_tokens(document)
+    result.facts.problems.extend(tokens.problems)
     if not tokens.facts:
         return 0
     return result.facts.add(tokens.kind, document.source, tokens.facts)
