@@ -35,7 +35,7 @@ from cryptography import x509
 from cryptography.x509.oid import ExtensionOID
 
 from doctor.model import Document, ParseProblem, ParseResult
-from doctor.parsers.structured import LineDict, LineList, key_line, load_documents, node_line
+from doctor.parsers.structured import LineDict, LineList, key_line, load_json_documents, node_line
 
 logger = logging.getLogger(__name__)
 
@@ -406,7 +406,7 @@ def detect_kind(doc: Document) -> str | None:
         return KIND_CLUSTERS
 
     if any(marker in text for marker in _CONFIG_MARKERS):
-        documents, _ = load_documents(text)
+        documents, _ = load_json_documents(text)
         for loaded in documents:
             if extract_config_facts(loaded.data, doc.source, text.splitlines()):
                 return KIND_CONFIG_DUMP
@@ -652,7 +652,7 @@ def _float(text: str) -> float | None:
 
 def _parse_certs(doc: Document) -> ParseResult:
     result = ParseResult(KIND_CERTS)
-    documents, errors = load_documents(doc.text)
+    documents, errors = load_json_documents(doc.text)
     for error in errors:
         result.problems.append(ParseProblem(doc.source, error.line, error.message))
     lines = doc.text.splitlines()
@@ -791,7 +791,7 @@ _HEALTH_STATUS_FLAGS = {
 
 def _parse_clusters_json(doc: Document) -> ParseResult:
     result = ParseResult(KIND_CLUSTERS)
-    documents, errors = load_documents(doc.text)
+    documents, errors = load_json_documents(doc.text)
     for error in errors:
         result.problems.append(ParseProblem(doc.source, error.line, error.message))
     lines = doc.text.splitlines()
@@ -866,7 +866,7 @@ def _thresholds(items: Iterable[Any], lines: list[str]) -> tuple[CircuitBreakerT
 
 def _parse_config_dump(doc: Document) -> ParseResult:
     result = ParseResult(KIND_CONFIG_DUMP)
-    documents, errors = load_documents(doc.text)
+    documents, errors = load_json_documents(doc.text)
     for error in errors:
         result.problems.append(ParseProblem(doc.source, error.line, error.message))
     lines = doc.text.splitlines()

@@ -26,7 +26,7 @@ from typing import Any, Iterable
 
 from doctor.model import Document, ParseProblem, ParseResult
 from doctor.parsers import envoy_admin
-from doctor.parsers.structured import LineDict, flatten_lines, key_line, load_documents
+from doctor.parsers.structured import LineDict, flatten_lines, key_line, load_json_documents
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +41,8 @@ LEGACY_KINDS = frozenset({
     "MeshPolicy", "Policy", "ServiceRole", "ServiceRoleBinding", "ClusterRbacConfig", "RbacConfig",
 })
 _ISTIO_API = re.compile(r"^(?P<group>[a-z0-9.-]*istio\.io)/(?P<version>v[0-9a-z]+)$")
-_SNIFF_HINT = re.compile(r"istio\.io/v")
+# An Istio object's apiVersion, in YAML or JSON; config dumps mention istio.io only in type URLs.
+_SNIFF_HINT = re.compile(r"""["']?apiVersion["']?\s*:\s*["']?[a-z0-9.-]*istio\.io/v""")
 
 
 @dataclass(frozen=True)
@@ -102,13 +103,13 @@ def sniff(doc: Document) -> bool:
     """Return True when the document contains at least one Istio resource."""
     if not _SNIFF_HINT.search(doc.text):
         return False
-    documents, _ = load_documents(doc.text)
+    documents, _ = load_json_documents(doc.text)
     return any(_is_istio(obj) for loaded in documents for obj in _objects(loaded.data))
 
 
 def parse(doc: Document) -> ParseResult:
     result = ParseResult(kind=KIND)
-    documents, errors = load_documents(doc.text)
+    documents, errors = load_json_documents(doc.text)
     for error in errors:
         result.problems.append(ParseProblem(doc.source, error.line, error.message))
 

@@ -26,7 +26,7 @@ from typing import Any
 
 from doctor.model import Document, ParseProblem, ParseResult
 from doctor.parsers import envoy_admin
-from doctor.parsers.structured import key_line, load_documents, node_line
+from doctor.parsers.structured import key_line, load_json_documents, node_line
 
 logger = logging.getLogger(__name__)
 
@@ -202,11 +202,11 @@ def detect_kind(doc: Document) -> str | None:
     if "envoy.service.status.v3.ClientConfig" in head or "genericXdsConfigs" in head:
         return KIND_PROXY_STATUS
     if head.startswith(("[", "- code:", "-   code:")) and re.search(r"IST\d{4}|\bcode\b", head):
-        documents, _ = load_documents(doc.text)
+        documents, _ = load_json_documents(doc.text)
         if documents and _is_analyze(documents[0].data):
             return KIND_ANALYZE
     if head.startswith("["):
-        documents, _ = load_documents(doc.text)
+        documents, _ = load_json_documents(doc.text)
         if documents and _is_cluster_list(documents[0].data):
             return KIND_CLUSTERS
     return None
@@ -345,7 +345,7 @@ def _timestamp(text: str | None) -> datetime | None:
 
 def _parse_client_configs(doc: Document, lines: list[str]) -> ParseResult:
     result = ParseResult(KIND_PROXY_STATUS)
-    documents, errors = load_documents(doc.text)
+    documents, errors = load_json_documents(doc.text)
     for error in errors:
         result.problems.append(ParseProblem(doc.source, error.line, error.message))
     for loaded in documents:
@@ -402,7 +402,7 @@ def _is_analyze(data: Any) -> bool:
 
 def _parse_analyze(doc: Document, lines: list[str]) -> ParseResult:
     result = ParseResult(KIND_ANALYZE)
-    documents, errors = load_documents(doc.text)
+    documents, errors = load_json_documents(doc.text)
     for error in errors:
         result.problems.append(ParseProblem(doc.source, error.line, error.message))
     for loaded in documents:
@@ -434,7 +434,7 @@ def _is_cluster_list(data: Any) -> bool:
 
 def _parse_cluster_list(doc: Document, lines: list[str]) -> ParseResult:
     result = ParseResult(KIND_CLUSTERS)
-    documents, errors = load_documents(doc.text)
+    documents, errors = load_json_documents(doc.text)
     for error in errors:
         result.problems.append(ParseProblem(doc.source, error.line, error.message))
     for loaded in documents:
