@@ -381,7 +381,7 @@ class Runner:
                 f"probe {probe_id}: {redact_text(' '.join(argv))!r} changes state; "
                 "run it only after the engineer confirms, with allow_mutation=True")
 
-        masked_argv = tuple(redact_text(a) for a in argv)
+        masked_argv = mask_argv(argv)
         timeout = self.default_timeout_s if timeout is None else timeout
         if not timeout > 0:
             # sh treats a timeout of 0 as none at all, so the command could run forever.
@@ -485,7 +485,7 @@ class Runner:
         except BaseException:
             log_file.close()
             raise
-        process = BackgroundProcess(name=name, argv=tuple(redact_text(a) for a in argv),
+        process = BackgroundProcess(name=name, argv=mask_argv(argv),
                                     command=command, log_file=log_file)
         logger.info("started %s (pid %d)", name, process.pid)
         return process
@@ -610,3 +610,24 @@ def _with_truncation_note(buffer: _CappedBuffer) -> str:
         text += (f"\n[mesh-doctor: output truncated here; kept the first {buffer.kept} "
                  f"of {buffer.total} bytes]\n")
     return text
+
+
+# Options whose value is the next argument and always a secret.
+SECRET_OPTIONS = frozenset({"--token", "--password", "--client-key", "--client-key-data",
+                            "--bearer-token"})
+MASK = "<masked>"
+
+
+def mask_argv(argv: Sequence[str]) -> tuple[str, ...]:
+    """Mask secrets in each argument and the value after an option such as `--token`."""
+    masked: list[str] = []
+    hide_next = False
+    for argument in argv:
+        if hide_next:
+            masked.append(MASK)
+            hide_next = False
+            continue
+        hide_next = argument in SECRET_OPTIONS
+        masked.append(redact_text(argument))
+    return tuple(masked)
+

@@ -394,3 +394,13 @@ def test_is_mutating_true(argv):
 ])
 def test_is_mutating_false(argv):
     assert not is_mutating(argv)
+
+
+def test_mask_argv_hides_option_values():
+    from doctor.runner import mask_argv
+
+    masked = mask_argv(["kubectl", "--token", "s3cr3t-value", "get", "pods"])
+
+    assert "s3cr3t-value" not in masked
+    assert masked[:2] == ("kubectl", "--token")
+    assert masked[3:] == ("get", "pods")
