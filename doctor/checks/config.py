@@ -19,6 +19,7 @@ from doctor.parsers.accesslog import AccessLogEntry
 from doctor.parsers.envoy_admin import EnvoyCluster, EnvoyListener, EnvoySecret, EnvoyStat
 from doctor.parsers.istio import IstioResource, is_mesh_wide
 from doctor.parsers.istioctl import ProxySyncStatus, SecretStatus
+from doctor.parsers.kube import PodInfo
 from doctor.parsers.signatures import SignatureMatch
 
 logger = logging.getLogger(__name__)
@@ -188,27 +189,38 @@ def _strict_inbound_listeners(facts: FactSet) -> list[EnvoyListener]:
 _MESH_SUFFIXES = (".svc", ".svc.cluster.local", ".cluster.local")
 
 
-def host_namespace(host: str, rule_namespace: str | None) -> str | None:
+def host_namespace(host: str, rule_namespace: str | None, known_namespaces: set[str] | None = None) -> str | None:
     """Return the namespace a DestinationRule host resolves to, or None for hosts outside the mesh.
 
-    A short name ("app") is in the rule's namespace; "app.orders",
-    "app.orders.svc" and "app.orders.svc.cluster.local" are in "orders".
+    A short name ("app") is in the rule's namespace; "app.orders.svc",
+    "app.orders.svc.cluster.local" and "*.orders.svc.cluster.local" are in
+    "orders". "app.orders" is read as a namespace only when "orders" is a
+    namespace seen in the inputs, because it looks like an external domain too.
     """
-    if host.startswith("*"):
-        return rule_namespace
-    parts = host.split(".")
+    name = host[2:] if host.startswith("*.") else host
+    parts = name.split(".")
+    if not name or name == "*":
+        return None
     if len(parts) == 1:
-        return rule_namespace
-    if len(parts) == 2 or host.endswith(_MESH_SUFFIXES):
+        return None if host.startswith("*.") else rule_namespace
+    if name.endswith(_MESH_SUFFIXES) and len(parts) >= 3:
+        return parts[-4] if name.endswith(".svc.cluster.local") and len(parts) >= 4 else parts[1]
+    if len(parts) == 2 and known_namespaces and parts[1] in known_namespaces:
         return parts[1]
     return None
+
+
+def _known_namespaces(facts: FactSet) -> set[str]:
+    namespaces = {resource.namespace for resource in facts.of(IstioResource) if resource.namespace}
+    namespaces.update(pod.namespace for pod in facts.of(PodInfo) if pod.namespace)
+    return namespaces
 
 
 def _tls_settings(resource: IstioResource) -> list[tuple[str, str | None]]:
     """Return (spec path, TLS mode or None when absent) for the rule and each port setting."""
     policy = resource.spec.get("trafficPolicy")
     if not isinstance(policy, dict):
-        return [("trafficPolicy", None)]
+        return [("host", None)]
     settings = []
     tls = policy.get("tls")
     settings.append(("trafficPolicy.tls.mode" if isinstance(tls, dict) else "trafficPolicy",
@@ -229,12 +241,13 @@ def dr_tls_overrides_mtls(facts: FactSet, args: Mapping[str, Any]) -> CheckResul
     rules = resources_of(facts, "DestinationRule")
     _, strict_namespaces = strict_scopes(facts)
     legacy = _legacy_authentication(facts)
+    known = _known_namespaces(facts)
     evidence: list[Evidence] = []
     against: list[Evidence] = []
 
     for rule in rules:
         host = str(rule.spec.get("host", ""))
-        namespace = host_namespace(host, rule.namespace)
+        namespace = host_namespace(host, rule.namespace, known)
         if namespace is None:
             continue
         if strict_namespaces and None not in strict_namespaces and namespace not in strict_namespaces:
@@ -318,9 +331,10 @@ def cluster_uses_istio_mtls(facts: FactSet, args: Mapping[str, Any]) -> CheckRes
     if not clusters:
         return unknown(f"no client cluster config among the inputs; {COLLECT_CONFIG_DUMP} for the client pod")
     hosts = set()
+    known = _known_namespaces(facts)
     for rule in resources_of(facts, "DestinationRule"):
         host = str(rule.spec.get("host", ""))
-        namespace = host_namespace(host, rule.namespace)
+        namespace = host_namespace(host, rule.namespace, known)
         if namespace is not None:
             hosts.add(host.split(".")[0] + "." + namespace)
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from doctor.checks import HIT, MISS, UNKNOWN
+from doctor.checks.config import host_namespace
 from doctor.diagnosis import CauseStatus, CheckOutcome, Diagnosis, Finding
 from doctor.facts import FactSet
 from doctor.readers import read_paths
@@ -495,3 +496,16 @@ def test_stale_proxy_unknown_for_subscribed_types_layout(engine: Engine) -> None
 
     assert status_of(diagnosis, "stale-proxy-config") == CauseStatus.UNKNOWN
     assert "--verbose" in entry.reason
+
+
+@pytest.mark.parametrize(("host", "known", "expected"), [
+    ("app", None, "orders"),
+    ("app.shop", {"shop"}, "shop"),
+    ("example.com", {"shop"}, None),
+    ("app.shop.svc", None, "shop"),
+    ("app.shop.svc.cluster.local", None, "shop"),
+    ("*.shop.svc.cluster.local", None, "shop"),
+    ("*.example.com", None, None),
+])
+def test_destination_rule_host_namespace(host: str, known: set[str] | None, expected: str | None) -> None:
+    assert host_namespace(host, "orders", known) == expected
