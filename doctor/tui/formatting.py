@@ -7,11 +7,15 @@ wording is tested once.
 from __future__ import annotations
 
 import os
+import re
 import shlex
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Iterable
 
+from rich.console import Group, RenderableType
+from rich.padding import Padding
+from rich.table import Table
 from rich.text import Text
 
 from doctor.diagnosis import CauseStatus, Diagnosis, Finding, NotChecked
@@ -63,6 +67,8 @@ def time_range(first: datetime | None, last: datetime | None) -> str:
         moment = first or last
         assert moment is not None
         return _moment(moment)
+    if last - first < timedelta(seconds=1):
+        return f"{_moment(first)}, all within {duration(last - first)}"
 
     if first.date() == last.date():
         end = last.strftime("%H:%M:%S") + _zone(last)
@@ -72,6 +78,8 @@ def time_range(first: datetime | None, last: datetime | None) -> str:
 
 
 def duration(span: timedelta) -> str:
+    if span < timedelta(seconds=1):
+        return f"{span // timedelta(milliseconds=1)}ms"
     seconds = int(span.total_seconds())
     if seconds < 60:
         return f"{seconds}s"
@@ -113,6 +121,21 @@ def location(source: str, line: int | None) -> str:
     if line is None:
         return source
     return f"{source}:{line}"
+
+
+def shorten_middle(text: str, width: int) -> str:
+    """Cut `text` to `width` cells in the middle, so a path keeps its first folder and its line.
+
+    Numbered observation files differ in their first characters and cited
+    lines in their last, so both ends stay.
+    """
+    if len(text) <= width:
+        return text
+    if width <= 1:
+        return "…"[:width]
+    head = (width - 1) * 2 // 5
+    tail = width - 1 - head
+    return text[:head] + "…" + text[len(text) - tail:]
 
 
 def evidence_location(evidence: Evidence) -> str:
@@ -166,66 +189,101 @@ def report_file_name(moment: datetime) -> str:
     return moment.strftime("mesh-doctor-report-%Y%m%d-%H%M%S.md")
 
 
+_SHELL_SPECIAL = set("'\"\\$`*?[]|&;<>()!#~")
+# Text a shell keeps as it is inside double quotes: no `"`, `$`, backquote or `!`
+# (history expansion), and no backslash before one of those, another backslash or the end.
+_DOUBLE_QUOTE_SAFE = re.compile(r'(?:[^"$`!\\]|\\[^"$`!\\\n])*')
+
+
 def command_line(argv: Iterable[str]) -> str:
-    """Show an argv list as one line, quoting only the arguments that contain spaces.
+    """Show an argv list as one shell-like line that a reader can copy.
 
-    `{placeholders}` stay visible as they are, for the engineer to fill in.
+    Arguments with spaces or characters a shell would expand are quoted, in
+    double quotes when that reads better than shell escaping. `{placeholders}` stay as they are, for
+    the engineer to fill in.
     """
-    parts = []
-    for argument in argv:
-        if not argument or any(character.isspace() for character in argument) or "'" in argument:
-            parts.append(shlex.quote(argument))
-        else:
-            parts.append(argument)
-    return " ".join(parts)
+    return " ".join(_quote(argument) for argument in argv)
 
 
-def playbook_text(playbook: Playbook) -> Text:
-    """Render a playbook's steps in order, each with its kind, commands and links."""
-    text = Text()
-    text.append(playbook.title, style="bold")
-    text.append(f"  (playbook {playbook.id}, {playbook.source})\n", style="dim")
-    for number, step in enumerate(playbook.steps, start=1):
-        text.append(f"\n{number}. ", style="bold")
-        text.append(f"[{step.kind}] ", style=STEP_KIND_STYLES.get(step.kind, ""))
-        text.append(f"{step.title}\n")
-        _append_step_body(text, step)
-    return text
+def _quote(argument: str) -> str:
+    if argument and not any(character.isspace() or character in _SHELL_SPECIAL for character in argument):
+        return argument
+    if "'" not in argument:
+        return f"'{argument}'"
+    if _DOUBLE_QUOTE_SAFE.fullmatch(argument):
+        return f'"{argument}"'
+    return shlex.quote(argument)
 
+
+def placeholders(playbook: Playbook) -> list[str]:
+    """List the `{placeholders}` the playbook's commands use, in order of first use."""
+    found: list[str] = []
+    for step in playbook.steps:
+        for argument in (*step.command, *step.dry_run, *step.rollback):
+            if "{." in argument:
+                # A kubectl jsonpath template: `{range}`, `{end}` and `{.field}` are its own syntax.
+                continue
+            for name in _PLACEHOLDER.findall(argument):
+                if name not in found:
+                    found.append(name)
+    return found
+
+
+_PLACEHOLDER = re.compile(r"(?<!\{)\{([a-z][a-z0-9_]*)\}(?!\})")
 
 STEP_KIND_STYLES = {"check": "cyan", "ask": "magenta", "remediate": "bold red", "note": "dim"}
 
 
-def _append_step_body(text: Text, step: Step) -> None:
-    indent = "   "
+def playbook_view(playbook: Playbook) -> Group:
+    """Render a playbook's steps in order, each with its kind, commands, checks and links."""
+    heading = Text()
+    heading.append(playbook.title, style="bold")
+    heading.append(f"  (playbook {playbook.id})", style="dim")
+    parts: list[RenderableType] = [heading]
+
+    names = placeholders(playbook)
+    if names:
+        listed = ", ".join("{" + name + "}" for name in names)
+        parts.append(Text(f"Replace {listed} with the names in the evidence above.", style="dim"))
+
+    for number, step in enumerate(playbook.steps, start=1):
+        title = Text(f"\n{number}. ", style="bold")
+        title.append(f"[{step.kind}] ", style=STEP_KIND_STYLES.get(step.kind, ""))
+        title.append(step.title)
+        parts.append(title)
+        parts.append(Padding(_step_body(step), (0, 0, 0, 3)))
+    return Group(*parts)
+
+
+def _step_body(step: Step) -> Table:
+    body = Table.grid(padding=(0, 1))
+    body.add_column(style="dim", no_wrap=True)
+    body.add_column()
+
     if step.kind == "ask":
         if step.question and step.question != step.title:
-            text.append(f"{indent}{step.question}\n")
+            body.add_row("", Text(step.question))
         for answer in step.answers:
             target = f" → step {answer.next}" if answer.next else ""
-            text.append(f"{indent}• {answer.label}{target}\n")
-        return
+            body.add_row("•", Text(f"{answer.label}{target}"))
+        return body
 
     if step.kind == "remediate" and step.dry_run:
-        text.append(f"{indent}dry run:  ", style="dim")
-        text.append(f"$ {command_line(step.dry_run)}\n", style="green")
+        body.add_row("dry run:", Text(f"$ {command_line(step.dry_run)}", style="green"))
     if step.command:
-        label = "change:   " if step.kind == "remediate" else "run:      "
-        text.append(f"{indent}{label}", style="dim")
-        text.append(f"$ {command_line(step.command)}\n", style="green")
+        label = "change:" if step.kind == "remediate" else "run:"
+        body.add_row(label, Text(f"$ {command_line(step.command)}", style="green"))
     if step.kind == "remediate" and step.rollback:
-        text.append(f"{indent}rollback: ", style="dim")
-        text.append(f"$ {command_line(step.rollback)}\n", style="green")
+        body.add_row("rollback:", Text(f"$ {command_line(step.rollback)}", style="green"))
     if step.look_for:
-        text.append(f"{indent}look for: ", style="dim")
-        text.append(f"{step.look_for.strip()}\n")
+        body.add_row("look for:", Text(step.look_for.strip()))
     if step.verify:
-        text.append(f"{indent}verify:   ", style="dim")
-        text.append(f"step {step.verify}\n")
+        body.add_row("verify:", Text(f"step {step.verify}"))
     if step.text:
-        text.append(f"{indent}{step.text.strip()}\n")
+        body.add_row("", Text(step.text.strip()))
     for link in step.links:
-        text.append(f"{indent}{link}\n", style="underline")
+        body.add_row("", Text(link, style="underline"))
+    return body
 
 
 def source_root(diagnosis: Diagnosis) -> str:

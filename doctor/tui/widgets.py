@@ -9,7 +9,18 @@ from textual.binding import Binding
 from textual.geometry import Size
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
-from textual.widgets import Input
+from textual.widgets import DataTable, Input
+
+
+def row_width(table: DataTable, estimate: int) -> int:
+    """Return the cells a table's rows can fill: its width less a vertical scrollbar.
+
+    Before the table's first layout its width is 0, so `estimate` (the
+    expected width of the whole table) stands in until the screen refills the
+    table after the next refresh.
+    """
+    width = table.size.width or estimate
+    return max(width - table.styles.scrollbar_size_vertical, 0)
 
 
 class FilterInput(Input):

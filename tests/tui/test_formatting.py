@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import io
 from datetime import datetime, timedelta, timezone
+
+from rich.console import Console
 
 from doctor.diagnosis import CauseStatus, Diagnosis, Finding, InputSummary, NotChecked
 from doctor.model import Skipped
+from doctor.playbooks import load_playbooks
 from doctor.tui import formatting
 
 UTC = timezone.utc
@@ -119,3 +123,48 @@ def test_status_text_keeps_appended_style():
     assert text.plain == "confirmed title"
     assert str(text.style) == ""
     assert str(text.spans[0].style) == formatting.STATUS_STYLES[CauseStatus.CONFIRMED]
+
+
+def test_shorten_middle_keeps_both_ends():
+    name = "observations/01-client.curl-default-sleep-7b9f8c6d5-k2x8p---httpbin.txt:19"
+    short = formatting.shorten_middle(name, 40)
+    assert len(short) == 40
+    assert short.startswith("observations/01")
+    assert short.endswith("httpbin.txt:19")
+    assert formatting.shorten_middle("short.log:3", 40) == "short.log:3"
+    assert formatting.shorten_middle(name, 1) == "…"
+
+
+def test_command_line_quotes_jsonpath_readably():
+    argv = ["kubectl", "get", "pod", "{pod}", "-o",
+            "jsonpath={range .status.containerStatuses[*]}{.name}{' ready='}{.ready}{'\\n'}{end}"]
+    assert formatting.command_line(argv) == (
+        "kubectl get pod {pod} -o "
+        "\"jsonpath={range .status.containerStatuses[*]}{.name}{' ready='}{.ready}{'\\n'}{end}\""
+    )
+    assert formatting.command_line(["echo", "it's $HOME"]) == "echo 'it'\"'\"'s $HOME'"
+    assert formatting.command_line(["get", "{.items[*]}"]) == "get '{.items[*]}'"
+
+
+def test_playbook_view_of_shipped_playbook():
+    playbook = load_playbooks()["upstream-app-down"]
+
+    names = formatting.placeholders(playbook)
+    text = render_plain(formatting.playbook_view(playbook))
+
+    assert "namespace" in names
+    assert "end" not in names, "jsonpath {end} is not a placeholder"
+    assert playbook.title in text
+    for number, step in enumerate(playbook.steps, start=1):
+        assert f"{number}. [{step.kind}] {step.title}" in text
+    for step in playbook.steps:
+        if step.kind == "remediate":
+            assert "dry run:" in text
+            assert "rollback:" in text
+            assert f"$ {formatting.command_line(step.dry_run)}" in " ".join(text.split())
+
+
+def render_plain(renderable) -> str:
+    console = Console(width=400, file=io.StringIO(), record=True, color_system=None)
+    console.print(renderable)
+    return console.export_text()

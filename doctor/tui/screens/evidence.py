@@ -15,7 +15,7 @@ from doctor.tui import formatting
 from doctor.tui.messages import SourceLoaded, WorkFailed
 from doctor.tui.screens.base import DoctorScreen
 from doctor.tui.sources import MAX_READ_BYTES, read_source_lines
-from doctor.tui.widgets import FilterInput, SourceView
+from doctor.tui.widgets import FilterInput, SourceView, row_width
 
 logger = logging.getLogger(__name__)
 
@@ -47,26 +47,11 @@ class EvidenceScreen(DoctorScreen):
 
     def on_mount(self) -> None:
         self.sub_title = "inputs"
+        self._fill_inputs()
+        # The first fill runs before the list's first layout; refill with its real width.
+        self.call_after_refresh(self._fill_inputs)
+
         table = self.query_one("#inputs", DataTable)
-        table.add_column("Input", key="source")
-        table.add_column("Kind", key="kind")
-        table.add_column("Facts", key="facts")
-
-        rows: list[tuple[str, str, str]] = [
-            (item.source, item.kind, str(item.facts)) for item in self.diagnosis.inputs
-        ]
-        listed = {source for source, _, _ in rows}
-        for skipped in self.diagnosis.skipped:
-            if skipped.source not in listed:
-                rows.append((skipped.source, SKIPPED_KIND, "–"))
-                listed.add(skipped.source)
-        if self.initial_source is not None and self.initial_source not in listed:
-            rows.append((self.initial_source, "cited", "–"))
-        for source, kind, facts in rows:
-            table.add_row(
-                Text(formatting.short_source(source, self._root)), Text(kind), Text(facts), key=source
-            )
-
         source = self.initial_source
         if source is None and table.row_count:
             source = str(table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value)
@@ -76,6 +61,40 @@ class EvidenceScreen(DoctorScreen):
             self.query_one(SourceView).focus()
         else:
             table.focus()
+
+    def on_resize(self) -> None:
+        # Sizes are final only after the layout that follows this event.
+        self.call_after_refresh(self._fill_inputs)
+
+    def _fill_inputs(self) -> None:
+        """List every input with its kind and fact count, and every skipped input with the reason."""
+        rows: list[tuple[str, str]] = [
+            (item.source, f"{item.kind} · {formatting.plural(item.facts, 'fact')}")
+            for item in self.diagnosis.inputs
+        ]
+        listed = {source for source, _ in rows}
+        for skipped in self.diagnosis.skipped:
+            if skipped.source not in listed:
+                rows.append((skipped.source, f"{SKIPPED_KIND}: {skipped.reason}"))
+                listed.add(skipped.source)
+        if self.initial_source is not None and self.initial_source not in listed:
+            rows.append((self.initial_source, "cited by a finding"))
+
+        table = self.query_one("#inputs", DataTable)
+        # The list takes 40% of the screen and at most 60 cells, less its
+        # border (app.tcss). Its one column pads one cell on each side.
+        estimate = min(self.app.size.width * 2 // 5, 60) - 1
+        width = max(row_width(table, estimate) - 1 - 2, 12)
+        cursor_row = table.cursor_row
+        table.clear(columns=True)
+        table.add_column(f"Input ({len(rows)})", key="source", width=width)
+        for source, detail in rows:
+            name = formatting.shorten_middle(formatting.short_source(source, self._root), width)
+            cell = Text(name)
+            cell.append(f"\n{detail}", style="dim")
+            table.add_row(cell, key=source, height=2)
+        if table.row_count:
+            table.move_cursor(row=min(cursor_row, table.row_count - 1), animate=False)
 
     def open_source(self, source: str, line: int | None = None) -> None:
         """Read `source` in a worker and show it, highlighting `line` (1-based) if given."""

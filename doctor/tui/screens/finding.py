@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rich.console import RenderableType
 from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
@@ -12,12 +13,13 @@ from textual.widgets import DataTable, Footer, Header, Static
 from doctor.diagnosis import CheckOutcome, Diagnosis, Finding, NotChecked
 from doctor.model import Evidence
 from doctor.playbooks import Playbook
+from doctor.redact import redact_text
 from doctor.tui import formatting
 from doctor.tui.screens.base import DoctorScreen
 from doctor.tui.screens.evidence import EvidenceScreen
-from doctor.tui.widgets import FilterInput
+from doctor.tui.widgets import FilterInput, row_width
 
-EVIDENCE_COLUMNS = ("Location", "Line", "Note")
+EVIDENCE_COLUMNS = ("Location", "Cited line and note")
 EMPTY_EVIDENCE = {
     "evidence-for": "No evidence for this cause was found in the inputs.",
     "evidence-against": "No evidence against this cause was found in the inputs.",
@@ -31,6 +33,7 @@ class FindingScreen(DoctorScreen):
 
     BINDINGS = [
         Binding("enter", "open_evidence", "Open line", show=False),
+        Binding("r", "remediation", "Remediation"),
         Binding("i", "inputs", "Inputs"),
     ]
 
@@ -76,7 +79,7 @@ class FindingScreen(DoctorScreen):
             yield Static("Checks that could not run", classes="section-title")
             yield Static(self._checks_not_run(), id="checks-not-run")
 
-            yield Static("Remediation", classes="section-title")
+            yield Static("Remediation", classes="section-title", id="remediation-title")
             yield Static(finding.remediation or "The rule gives no remediation text.",
                          id="remediation", markup=False)
             yield Static(self._playbook(), id="playbook")
@@ -87,28 +90,27 @@ class FindingScreen(DoctorScreen):
         self.sub_title = self.finding.cause_id
         self.apply_filter("")
         self.focus_results()
+        # The first fill runs before the tables' first layout; refill with their real width.
+        self.call_after_refresh(self._fill_evidence_tables)
 
     def _heading(self) -> Text:
         finding = self.finding
         text = formatting.status_text(finding.status)
         text.append(f"  score {formatting.score_text(finding.score)}  ", style="dim")
         text.append(finding.title, style="bold")
-        text.append(f"  ({finding.cause_id})", style="dim")
         return text
 
-    def _chain(self) -> Text:
+    def _chain(self) -> Table:
+        """Lay out the chain one step a line, each deeper step indented under the one it explains."""
         labels = formatting.chain_labels(self.diagnosis)
-        text = Text()
+        table = Table.grid(padding=(0, 2))
+        table.add_column(no_wrap=True)
+        table.add_column(style="dim")
         for depth, step in enumerate(self.finding.chain):
-            prefix = "  " * depth + ("↳ " if depth else "")
-            text.append(prefix)
-            text.append(step, style="bold" if step == self.finding.cause_id else "")
-            title = labels.get(step)
-            if title:
-                text.append(f"  {title}", style="dim")
-            if depth < len(self.finding.chain) - 1:
-                text.append("\n")
-        return text
+            name = Text("  " * depth + ("↳ " if depth else ""))
+            name.append(step, style="bold" if step == self.finding.cause_id else "")
+            table.add_row(name, Text(labels.get(step, "")))
+        return table
 
     def _checks_ran(self) -> Table | str:
         ran = [outcome for outcome in self.finding.checks if outcome.result != "unknown"]
@@ -139,10 +141,10 @@ class FindingScreen(DoctorScreen):
             table.add_row(Text(check_id), Text(reason))
         return table
 
-    def _playbook(self) -> Text:
+    def _playbook(self) -> RenderableType:
         finding = self.finding
         if self.playbook is not None:
-            return formatting.playbook_text(self.playbook)
+            return formatting.playbook_view(self.playbook)
         if finding.playbook is None:
             return Text("This cause has no playbook.", style="dim")
         if self.playbook_error:
@@ -158,8 +160,8 @@ class FindingScreen(DoctorScreen):
         self._fill_evidence_tables()
 
     def on_resize(self) -> None:
-        if self.is_mounted:
-            self._fill_evidence_tables()
+        # Sizes are final only after the layout that follows this event.
+        self.call_after_refresh(self._fill_evidence_tables)
 
     def _fill_evidence_tables(self) -> None:
         """Rebuild both evidence tables for the current filter and screen width."""
@@ -169,20 +171,26 @@ class FindingScreen(DoctorScreen):
                                 ("evidence-against", self.opposing)):
             locations = [formatting.short_source(formatting.evidence_location(item), root)
                          for item in items]
-            widths = _evidence_widths(locations, items, self.app.size.width)
-
             table = self.query_one(f"#{table_id}", DataTable)
+            # The table has a margin of one cell on each side, and the page a scrollbar.
+            rows_width = row_width(table, self.app.size.width - 2 - 2)
+            location_width, text_width = _evidence_widths(locations, rows_width)
+
             table.clear(columns=True)
-            for label, width in zip(EVIDENCE_COLUMNS, widths):
+            for label, width in zip(EVIDENCE_COLUMNS, (location_width, text_width)):
                 table.add_column(label, key=label, width=width)
             for index, (item, where) in enumerate(zip(items, locations)):
                 if folded and folded not in _evidence_haystack(item):
                     continue
+                cited = Text(redact_text(item.text.strip()), no_wrap=True, overflow="ellipsis")
+                if item.note:
+                    cited.append("\n")
+                    cited.append(item.note, style="dim italic")
                 table.add_row(
-                    Text(where, no_wrap=True, overflow="ellipsis"),
-                    Text(item.text.strip(), no_wrap=True, overflow="ellipsis"),
-                    Text(item.note, no_wrap=True, overflow="ellipsis"),
+                    Text(formatting.shorten_middle(where, location_width)),
+                    cited,
                     key=str(index),
+                    height=2 if item.note else 1,
                 )
 
             empty = self.query_one(f"#{table_id}-empty", Static)
@@ -218,6 +226,12 @@ class FindingScreen(DoctorScreen):
     def action_inputs(self) -> None:
         self.app.push_screen(EvidenceScreen(self.diagnosis))
 
+    def action_remediation(self) -> None:
+        """Scroll the remediation to the top and focus the page, so arrows and pgdn scroll on."""
+        page = self.query_one("#finding", VerticalScroll)
+        page.focus()
+        page.scroll_to_widget(self.query_one("#remediation-title"), top=True, animate=False)
+
 
 def _outcome_detail(outcome: CheckOutcome) -> str:
     parts = []
@@ -240,14 +254,12 @@ def _not_run(finding: Finding, not_checked: tuple[NotChecked, ...]) -> list[tupl
     return missing
 
 
-def _evidence_widths(locations: list[str], items: list[Evidence], screen_width: int) -> tuple[int, int, int]:
-    """Size the location, line and note columns so a table fits the screen without scrolling."""
-    location_width = min(max((len(where) for where in locations), default=8), 48)
-    note_width = min(max((len(item.note) for item in items), default=4), 32)
-    note_width = max(note_width, 4)
-    # Each column pads one cell on both sides, and the table has a margin and a scrollbar.
-    spare = screen_width - location_width - note_width - 3 * 2 - 2 - 2
-    return location_width, max(spare, 16), note_width
+def _evidence_widths(locations: list[str], rows_width: int) -> tuple[int, int]:
+    """Size the location and cited-line columns so a table fits its width without scrolling."""
+    location_width = min(max((len(where) for where in locations), default=8), rows_width // 3)
+    # Each column pads one cell on both sides.
+    text_width = rows_width - location_width - 2 * 2
+    return location_width, max(text_width, 16)
 
 
 def _evidence_haystack(item: Evidence) -> str:

@@ -10,7 +10,7 @@ from doctor.diagnosis import Diagnosis
 from doctor.tui import formatting
 from doctor.tui.screens.base import DoctorScreen
 from doctor.tui.screens.evidence import EvidenceScreen
-from doctor.tui.widgets import FilterInput
+from doctor.tui.widgets import FilterInput, row_width
 
 
 class CoverageScreen(DoctorScreen):
@@ -41,14 +41,16 @@ class CoverageScreen(DoctorScreen):
         self.sub_title = "coverage"
         self.apply_filter("")
         self.focus_results()
+        # The first fill runs before the table's first layout; refill with its real width.
+        self.call_after_refresh(self._fill)
 
     def apply_filter(self, needle: str) -> None:
         self._needle = needle
         self._fill()
 
     def on_resize(self) -> None:
-        if self.is_mounted:
-            self._fill()
+        # Sizes are final only after the layout that follows this event.
+        self.call_after_refresh(self._fill)
 
     def _fill(self) -> None:
         folded = self._needle.casefold()
@@ -90,14 +92,16 @@ class ProblemsScreen(DoctorScreen):
         self.sub_title = "parse problems and skipped inputs"
         self.apply_filter("")
         self.focus_results()
+        # The first fill runs before the table's first layout; refill with its real width.
+        self.call_after_refresh(self._fill)
 
     def apply_filter(self, needle: str) -> None:
         self._needle = needle
         self._fill()
 
     def on_resize(self) -> None:
-        if self.is_mounted:
-            self._fill()
+        # Sizes are final only after the layout that follows this event.
+        self.call_after_refresh(self._fill)
 
     def _fill(self) -> None:
         folded = self._needle.casefold()
@@ -124,14 +128,18 @@ class ProblemsScreen(DoctorScreen):
 
 def _set_columns(table: DataTable, labels: tuple[str, ...], rows: list[tuple[str, ...]],
                  screen_width: int) -> None:
-    """Clear `table` and size its columns: the first ones fit their text, the last wraps in the rest."""
+    """Clear `table` and size its columns: the first ones fit their text up to a quarter, the last takes the rest.
+
+    Rows are added with automatic height, so text longer than its column wraps.
+    """
     table.clear(columns=True)
+    # The table has a margin of one cell on each side (app.tcss), and each
+    # column pads one cell on both sides.
+    text_width = row_width(table, screen_width - 2) - 2 * len(labels)
     widths = [
-        min(max([len(label)] + [len(row[position]) for row in rows]), 40)
+        min(max([len(label)] + [len(row[position]) for row in rows]), max(text_width // 4, 8))
         for position, label in enumerate(labels[:-1])
     ]
-    # Each column pads one cell on both sides, and the table has a margin and a scrollbar.
-    spare = screen_width - sum(widths) - 2 * len(labels) - 2 - 2
-    widths.append(max(spare, 20))
+    widths.append(max(text_width - sum(widths), 12))
     for label, width in zip(labels, widths):
         table.add_column(label, key=label, width=width)

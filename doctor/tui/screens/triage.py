@@ -17,9 +17,9 @@ from doctor.tui.screens.base import DoctorScreen
 from doctor.tui.screens.evidence import EvidenceScreen
 from doctor.tui.screens.finding import FindingScreen
 from doctor.tui.screens.lists import CoverageScreen, ProblemsScreen
-from doctor.tui.widgets import FilterInput
+from doctor.tui.widgets import FilterInput, row_width
 
-FINDING_COLUMNS = ("#", "Status", "Score", "Cause", "Chain")
+FINDING_COLUMNS = ("#", "Status", "Score", "Cause and chain (symptom → … → cause)")
 
 
 class TriageScreen(DoctorScreen):
@@ -92,6 +92,8 @@ class TriageScreen(DoctorScreen):
         table = self.query_one("#findings", DataTable)
         table.loading = False
         self.apply_filter(self.query_one(FilterInput).value)
+        # The first fill may run before the table's first layout; refill with its real width.
+        self.call_after_refresh(self._fill_findings)
         table.focus()
         self.refresh_bindings()
 
@@ -115,34 +117,34 @@ class TriageScreen(DoctorScreen):
         self._fill_findings()
 
     def on_resize(self) -> None:
-        if self.is_mounted:
-            self._fill_findings()
+        # Sizes are final only after the layout that follows this event.
+        self.call_after_refresh(self._fill_findings)
 
     def _fill_findings(self) -> None:
         """Rebuild the findings table for the current filter and screen width."""
         if self.diagnosis is None:
             return
-        findings = self.diagnosis.findings
-        title_width, chain_width = _text_widths(
-            [finding.title for finding in findings], self.app.size.width
-        )
-
         table = self.query_one("#findings", DataTable)
         cursor_key = _cursor_key(table)
         table.clear(columns=True)
-        for label in FINDING_COLUMNS:
-            width = {"Cause": title_width, "Chain": chain_width}.get(label)
+        # The table has a margin of one cell on each side (app.tcss).
+        widths = (2, 9, 5, _cause_width(row_width(table, self.app.size.width - 2)))
+        for label, width in zip(FINDING_COLUMNS, widths):
             table.add_column(label, key=label, width=width)
-        for rank, finding in enumerate(findings, start=1):
+
+        for rank, finding in enumerate(self.diagnosis.findings, start=1):
             if not formatting.finding_matches(finding, self._needle):
                 continue
+            cause = Text(finding.title, no_wrap=True, overflow="ellipsis")
+            cause.append("\n")
+            cause.append(formatting.chain_text(finding.chain), style="dim")
             table.add_row(
                 Text(str(rank)),
                 formatting.status_text(finding.status),
                 Text(formatting.score_text(finding.score)),
-                Text(finding.title, no_wrap=True, overflow="ellipsis"),
-                Text(formatting.chain_text(finding.chain), no_wrap=True, overflow="ellipsis"),
+                cause,
                 key=finding.cause_id,
+                height=2,
             )
         if cursor_key is not None and cursor_key in table.rows:
             table.move_cursor(row=table.get_row_index(cursor_key), animate=False)
@@ -190,13 +192,10 @@ class TriageScreen(DoctorScreen):
             self.app.push_screen(EvidenceScreen(self.diagnosis))
 
 
-def _text_widths(titles: list[str], screen_width: int) -> tuple[int, int]:
-    """Split the width left by the rank, status and score columns between cause and chain."""
-    # "#", status and score take 2 + 9 + 5 cells. Five columns pad 2 cells each,
-    # and the table has a margin and a scrollbar.
-    spare = max(screen_width - (2 + 9 + 5) - 5 * 2 - 2 - 2, 24)
-    title_width = min(max((len(title) for title in titles), default=5), int(spare * 0.6))
-    return title_width, spare - title_width
+def _cause_width(rows_width: int) -> int:
+    """Give the cause column the width the rank, status and score columns leave."""
+    # "#", status and score take 2 + 9 + 5 cells, and four columns pad 2 cells each.
+    return max(rows_width - (2 + 9 + 5) - 4 * 2, 24)
 
 
 def _cursor_key(table: DataTable) -> str | None:
