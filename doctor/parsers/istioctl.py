@@ -1,4 +1,4 @@
-"""istioctl outputs: proxy-status, proxy-config secret and cluster, and analyze.
+"""istioctl outputs: proxy-status, proxy-config secret, cluster and endpoint, and analyze.
 
 Tables are read by column header names, never by position, because every
 Istio release moved or renamed columns (PROXY became NAME, PILOT became
@@ -33,8 +33,9 @@ logger = logging.getLogger(__name__)
 KIND_PROXY_STATUS = "istioctl-proxy-status"
 KIND_SECRETS = "istioctl-proxy-config-secret"
 KIND_CLUSTERS = "istioctl-proxy-config-cluster"
+KIND_ENDPOINTS = "istioctl-proxy-config-endpoint"
 KIND_ANALYZE = "istioctl-analyze"
-KINDS = (KIND_PROXY_STATUS, KIND_SECRETS, KIND_CLUSTERS, KIND_ANALYZE)
+KINDS = (KIND_PROXY_STATUS, KIND_SECRETS, KIND_CLUSTERS, KIND_ENDPOINTS, KIND_ANALYZE)
 # Reported when parsing fails before the document's kind is known.
 KIND = "istioctl"
 
@@ -120,6 +121,23 @@ class ClusterSummary:
 
 
 @dataclass(frozen=True)
+class EndpointStatus:
+    """One row of `istioctl proxy-config endpoint`: an upstream host of a cluster and its health.
+
+    `outlier_check` is "OK" or "FAILED" where the layout has the OUTLIER CHECK column.
+    """
+
+    source: str
+    line: int
+    text: str
+    address: str
+    status: str | None
+    outlier_check: str | None
+    locality: str | None
+    cluster: str
+
+
+@dataclass(frozen=True)
 class AnalyzeMessage:
     """One `istioctl analyze` message, such as IST0101 ReferencedResourceNotFound."""
 
@@ -179,6 +197,8 @@ def _table_kind(names: set[str]) -> str | None:
         return KIND_SECRETS
     if {"SERVICE FQDN", "PORT", "DIRECTION", "TYPE"} <= names:
         return KIND_CLUSTERS
+    if names & {"ENDPOINT", "NAME"} and {"STATUS", "CLUSTER"} <= names:
+        return KIND_ENDPOINTS
     return None
 
 
@@ -250,6 +270,12 @@ def _parse_table(doc: Document, kind: str, lines: list[str], header_index: int,
             result.facts.append(_proxy_status_row(doc.source, number, line, cells))
         elif kind == KIND_SECRETS:
             result.facts.append(_secret_row(doc.source, number, line, cells))
+        elif kind == KIND_ENDPOINTS:
+            result.facts.append(EndpointStatus(
+                source=doc.source, line=number, text=line.rstrip(),
+                address=cells.get("ENDPOINT") or cells.get("NAME") or "",
+                status=cells.get("STATUS") or None, outlier_check=cells.get("OUTLIER CHECK") or None,
+                locality=cells.get("LOCALITY") or None, cluster=cells.get("CLUSTER", "")))
         else:
             result.facts.append(_cluster_row(doc.source, number, line, cells))
     return result

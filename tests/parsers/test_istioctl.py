@@ -10,7 +10,7 @@ import pytest
 from doctor.model import Document
 from doctor.parsers import istioctl
 from doctor.parsers.envoy_admin import EnvoyCluster
-from doctor.parsers.istioctl import AnalyzeMessage, ClusterSummary, ProxySyncStatus, SecretStatus
+from doctor.parsers.istioctl import AnalyzeMessage, ClusterSummary, EndpointStatus, ProxySyncStatus, SecretStatus
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 CORPUS = DATA / "corpus" / "istioctl"
@@ -201,8 +201,23 @@ def test_misaligned_row_is_a_problem() -> None:
     assert problem.line == 6
 
 
+def test_endpoint_tables() -> None:
+    locality = parse(CORPUS / "16-proxy-config-endpoint-1.2x-locality.txt")
+    outlier = parse(EXTERNAL / "proxy-config-endpoint-istio-docs-outlier-check.txt")
+
+    assert all(isinstance(row, EndpointStatus) for row in locality + outlier)
+    assert len(locality) == 36
+    socket = next(row for row in locality if row.cluster == "sds-grpc")
+    assert socket.address == "./var/run/secrets/workload-spiffe-uds/socket"
+    assert socket.status == "HEALTHY"
+    assert socket.locality is None
+    assert socket.outlier_check is None
+    assert [row.outlier_check for row in outlier] == ["OK", "OK", "OK"]
+    assert outlier[2].address == "172.17.0.5:9080"
+    assert outlier[2].cluster == "outbound|9080||reviews.default.svc.cluster.local"
+
+
 @pytest.mark.parametrize("path", [
-    CORPUS / "16-proxy-config-endpoint-1.2x-locality.txt",
     DATA / "recorded" / "envoy-admin" / "clusters.txt",
     DATA / "cases" / "17-tls-istio-selfsigned-root-ca-expired" / "secrets.txt",
 ])
