@@ -346,8 +346,8 @@ class EnvoySecret:
     `state` is "static", "active" or "warming"; a warming secret was
     requested but never supplied. `secret_type` is "tls_certificate",
     "validation_context", "session_ticket_keys" or None when the secret has
-    no content (as warming secrets do). `decode_error` says why an inline
-    certificate could not be read.
+    no content (as warming secrets do). `decode_error` is the reason an
+    inline certificate could not be read.
     """
 
     source: str
@@ -1423,6 +1423,7 @@ def _describe_principal(principal: Any, peers: list[tuple[str, str]]) -> tuple[s
         return str(principal), False
     if principal.get("any") is True:
         return "any", True
+
     for key in ("and_ids", "or_ids"):
         group = _get(principal, key)
         if isinstance(group, dict):
@@ -1434,6 +1435,7 @@ def _describe_principal(principal: Any, peers: list[tuple[str, str]]) -> tuple[s
     if negated is not None:
         text, _ = _describe_principal(negated, [])
         return f"not {text}", False
+
     authenticated = principal.get("authenticated")
     if isinstance(authenticated, dict):
         pair = _string_matcher(_get(authenticated, "principal_name"))
@@ -1449,6 +1451,7 @@ def _describe_principal(principal: Any, peers: list[tuple[str, str]]) -> tuple[s
             peers.append(pair)
             return f"peer principal {pair[0]}:{pair[1]}", False
         return f"filter_state {key} {pair[0] + ':' + pair[1] if pair else ''}".strip(), False
+
     metadata = principal.get("metadata")
     if isinstance(metadata, dict):
         path = ".".join(str(_get(item, "key")) for item in metadata.get("path") or [] if isinstance(item, dict))

@@ -1,9 +1,9 @@
 """istioctl outputs: proxy-status, proxy-config secret, cluster and endpoint, and analyze.
 
-Tables are read by column header names, never by position, because every
-Istio release moved or renamed columns (PROXY became NAME, PILOT became
+Tables are read by column header names, never by position, because Istio
+releases moved and renamed columns. PROXY became NAME and PILOT became
 ISTIOD, CLUSTER and ECDS were added, and since 1.22 the default layout shows
-SUBSCRIBED TYPES instead of per-type sync states). istioctl prints tables
+SUBSCRIBED TYPES instead of per-type sync states. istioctl prints tables
 with Go's tabwriter, so every cell starts at its header's column offset and
 header names are separated by at least two spaces ("SUBSCRIBED TYPES" is one
 name).
@@ -323,6 +323,9 @@ def _proxy_status_row(source: str, number: int, line: str, cells: dict[str, str]
 
 def _secret_row(source: str, number: int, line: str, cells: dict[str, str]) -> SecretStatus:
     valid = cells.get("VALID CERT", "").lower()
+    valid_cert = None
+    if valid in ("true", "false"):
+        valid_cert = valid == "true"
     return SecretStatus(
         source=source,
         line=number,
@@ -330,7 +333,7 @@ def _secret_row(source: str, number: int, line: str, cells: dict[str, str]) -> S
         resource_name=cells.get("RESOURCE NAME", ""),
         secret_type=cells.get("TYPE") or None,
         status=cells.get("STATUS") or None,
-        valid_cert=True if valid == "true" else False if valid == "false" else None,
+        valid_cert=valid_cert,
         serial_number=cells.get("SERIAL NUMBER") or None,
         not_after=_timestamp(cells.get("NOT AFTER")),
         not_before=_timestamp(cells.get("NOT BEFORE")),

@@ -268,7 +268,7 @@ def inbound_routes() -> dict:
 
 
 def backend_listener(port: int) -> dict:
-    """The application behind the inbound sidecar: answers 200 to every request."""
+    """Return the listener of the application behind the inbound sidecar, which returns 200 to every request."""
     routes = {"name": "backend", "virtual_hosts": [{"name": "backend", "domains": ["*"], "routes": [
         {"match": {"prefix": "/"}, "direct_response": {"status": 200, "body": {"inline_string": "ok\n"}}}]}]}
     return {"name": "application", "address": socket_address(port), "filter_chains": [{"filters": [{
