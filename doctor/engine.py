@@ -182,16 +182,23 @@ def _with_support(evidence: Evidence, supports: bool) -> Evidence:
 
 def _relevant_causes(graph: nx.DiGraph, present: list[str],
                      verdicts: dict[str, _CauseVerdict]) -> list[str]:
-    """Causes reachable from a present symptom, plus any cause with supporting evidence."""
+    """Causes reachable from a present symptom, plus causes the evidence supports on its own.
+
+    While symptoms are present, a cause outside their reach must be at least
+    likely to be listed, because context such as a STRICT policy alone makes
+    many unrelated causes possible.
+    """
     reachable: set[str] = set()
     for symptom_id in present:
         reachable.update(nx.descendants(graph, symptom_id))
 
+    standalone = (CauseStatus.CONFIRMED, CauseStatus.LIKELY)
+    if not present:
+        standalone += (CauseStatus.POSSIBLE,)
+
     relevant = []
     for cause_id, verdict in verdicts.items():
-        supported = verdict.status in (CauseStatus.CONFIRMED, CauseStatus.LIKELY,
-                                       CauseStatus.POSSIBLE)
-        if cause_id in reachable or supported:
+        if cause_id in reachable or verdict.status in standalone:
             relevant.append(cause_id)
     return relevant
 
