@@ -93,7 +93,10 @@ def write_bundle(
         "observations": entries,
         "files": sorted(extra_files),
     }
-    _write_text(root / MANIFEST_NAME, json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
+    # Every manifest value was masked above. Masking the JSON text again would
+    # cut a header value to the end of its line, across the escaped newlines of
+    # a multi-line reason, and leave invalid JSON.
+    (root / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     logger.info("wrote bundle %s: %d observations, %d files", root, len(entries), len(extra_files))
     return root
 

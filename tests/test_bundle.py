@@ -285,3 +285,13 @@ def test_unpack_without_manifest(tmp_path):
 
     with pytest.raises(BundleError, match="holds no manifest.json"):
         unpack_bundle(archive, tmp_path / "dest")
+
+
+def test_multiline_reason_with_header_reads_back(tmp_path):
+    reason = "> Authorization: Bearer abc.def.ghi\n< HTTP/1.1 503 Service Unavailable\ncurl: (56) Recv failure"
+    observations = [_observation("client.curl", "", ProbeStatus.FAILED, exit_status=56, reason=reason)]
+
+    _, read_back = read_bundle(write_bundle(tmp_path / "bundle", observations))
+
+    assert "abc.def.ghi" not in read_back[0].reason
+    assert read_back[0].reason.endswith("curl: (56) Recv failure")
