@@ -323,3 +323,22 @@ async def test_title_and_clock_of_session(app_factory):
         await wait_for_scan(pilot)
         assert app.title == "Mesh Doctor · read-only"
         assert app.diagnosis.generated_at == FIXED_NOW
+
+
+@run_pilot
+async def test_jump_selects_cited_input_narrow(app_factory):
+    app = app_factory()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for_scan(pilot)
+        await pilot.press("enter")
+        cited = app.screen.supporting[0]
+
+        await pilot.press("enter")
+        await settle(pilot)
+
+        table = app.screen.query_one("#inputs", DataTable)
+        row = table.get_row_index(cited.source)
+        assert table.cursor_row == row
+        row_top = 2 * row  # every input takes two lines: its name and its kind
+        assert table.scroll_y <= row_top < table.scroll_y + table.scrollable_content_region.height
+        assert app.screen.query_one(SourceView).source == cited.source

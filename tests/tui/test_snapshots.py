@@ -36,11 +36,12 @@ async def show_cited_line(pilot: Pilot) -> None:
 def test_triage_wide(snap_compare, app_factory):
     """Triage of the 503 example at 120x40.
 
-    You should see the banner "4 checks could not run — see coverage (press c)"
-    first, the line naming examples/503-upstream-down and its 19 inputs by
-    kind, "HTTP 503 Service Unavailable ×15" with its time range, and the
-    findings table with "upstream-app-down" confirmed at rank 1, its chain
-    http-503 → upstream-connect-failure → upstream-app-down on the second line.
+    You should see the coverage banner first ("N checks could not run — see
+    coverage (press c)"), the line naming examples/503-upstream-down and its
+    19 inputs by kind, "HTTP 503 Service Unavailable ×15" with its time range,
+    and the findings table with "upstream-app-down" confirmed at rank 1, its
+    chain http-503 → upstream-connect-failure → upstream-app-down on the
+    second line, and the ruled-out causes dimmed at the bottom.
     """
     assert snap_compare(app_factory(UPSTREAM_DOWN), terminal_size=WIDE, run_before=show_triage)
 

@@ -94,7 +94,10 @@ class EvidenceScreen(DoctorScreen):
             cell.append(f"\n{detail}", style="dim")
             table.add_row(cell, key=source, height=2)
         if table.row_count:
-            table.move_cursor(row=min(cursor_row, table.row_count - 1), animate=False)
+            row = min(cursor_row, table.row_count - 1)
+            table.move_cursor(row=row, animate=False)
+            # Scrolling needs the new rows laid out, which happens on the next refresh.
+            table.call_after_refresh(_scroll_to_cursor, table)
 
     def open_source(self, source: str, line: int | None = None) -> None:
         """Read `source` in a worker and show it, highlighting `line` (1-based) if given."""
@@ -158,3 +161,7 @@ class EvidenceScreen(DoctorScreen):
 
     def focus_results(self) -> None:
         self.query_one(SourceView).focus()
+
+
+def _scroll_to_cursor(table: DataTable) -> None:
+    table.move_cursor(row=table.cursor_row, animate=False)

@@ -10,7 +10,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Footer, Header, Static
 
-from doctor.diagnosis import Diagnosis
+from doctor.diagnosis import CauseStatus, Diagnosis
 from doctor.playbooks import Playbook
 from doctor.tui import formatting
 from doctor.tui.screens.base import DoctorScreen
@@ -135,7 +135,9 @@ class TriageScreen(DoctorScreen):
         for rank, finding in enumerate(self.diagnosis.findings, start=1):
             if not formatting.finding_matches(finding, self._needle):
                 continue
-            cause = Text(finding.title, no_wrap=True, overflow="ellipsis")
+            ruled_out = finding.status is CauseStatus.RULED_OUT
+            cause = Text(finding.title, no_wrap=True, overflow="ellipsis",
+                         style="dim" if ruled_out else "")
             cause.append("\n")
             cause.append(formatting.chain_text(finding.chain), style="dim")
             table.add_row(
