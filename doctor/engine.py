@@ -93,7 +93,7 @@ def diagnose(
     for cause_id in relevant:
         verdict = verdicts[cause_id]
         chain = _chain(book.graph, present, cause_id, verdicts)
-        findings.append(_finding(verdict, chain))
+        findings.append(_finding(verdict, chain, facts))
     findings.sort(key=lambda finding: _rank_key(finding, present))
 
     coverage = _coverage(relevant, verdicts, observations)
@@ -227,15 +227,23 @@ def _chain(graph: nx.DiGraph, present: list[str], cause_id: str,
     return tuple(best[1]) if best else (cause_id,)
 
 
-def _finding(verdict: _CauseVerdict, chain: tuple[str, ...]) -> Finding:
+def _finding(verdict: _CauseVerdict, chain: tuple[str, ...], facts: FactSet) -> Finding:
     evidence: list[Evidence] = []
-    seen: set[tuple[str, int | None, str, bool]] = set()
+    position: dict[tuple[str, int | None, str, bool], int] = {}
     for outcome in verdict.outcomes:
-        for item in outcome.evidence:
+        for cited in outcome.evidence:
+            item = _quote_raw_line(cited, facts)
             key = (item.source, item.line, item.text, item.supports)
-            if key not in seen:
-                seen.add(key)
+            if key not in position:
+                position[key] = len(evidence)
                 evidence.append(item)
+                continue
+            # Two checks cited the same line: keep one entry with both notes.
+            kept = evidence[position[key]]
+            if item.note and item.note not in kept.note:
+                note = "; ".join(part for part in (kept.note, item.note) if part)
+                evidence[position[key]] = Evidence(kept.source, kept.line, kept.text,
+                                                   kept.supports, note)
     evidence.sort(key=lambda item: not item.supports)
 
     cause = verdict.cause
@@ -251,6 +259,21 @@ def _finding(verdict: _CauseVerdict, chain: tuple[str, ...]) -> Finding:
         remediation=cause.remediation,
         playbook=cause.playbook,
     )
+
+
+def _quote_raw_line(evidence: Evidence, facts: FactSet) -> Evidence:
+    """Cite the raw line of the source, moving a check's own description into the note.
+
+    Checks of structured inputs describe what they found ("istio-proxy:
+    terminated OOMKilled"); the engineer needs the line as the file shows it.
+    Text that already contains the raw line, such as a multi-line JSON
+    access-log entry, is kept as it is.
+    """
+    raw = facts.line_text(evidence.source, evidence.line)
+    if raw is None or not raw.strip() or raw.strip() in evidence.text:
+        return evidence
+    note = "; ".join(part for part in (evidence.text, evidence.note) if part)
+    return Evidence(evidence.source, evidence.line, raw.strip(), evidence.supports, note)
 
 
 def _rank_key(finding: Finding, present: list[str]) -> tuple[Any, ...]:

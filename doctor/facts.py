@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any, Iterable, TypeVar
 
-from doctor.model import ParseProblem, Skipped
+from doctor.model import Document, ParseProblem, Skipped
 
 T = TypeVar("T")
 
@@ -18,6 +18,8 @@ class FactSet:
         self.kinds: dict[str, list[str]] = defaultdict(list)
         self.problems: list[ParseProblem] = []
         self.skipped: list[Skipped] = []
+        self._documents: dict[str, Document] = {}
+        self._lines: dict[str, list[str]] = {}
 
     def add(self, kind: str, source: str, facts: Iterable[Any]) -> int:
         count = 0
@@ -27,6 +29,20 @@ class FactSet:
         if source not in self.kinds[kind]:
             self.kinds[kind].append(source)
         return count
+
+    def add_document(self, document: Document) -> None:
+        """Keep a read document so evidence can quote its raw lines."""
+        self._documents[document.source] = document
+
+    def line_text(self, source: str, line: int | None) -> str | None:
+        """Return the raw text of a 1-based line of a read document, or None."""
+        document = self._documents.get(source)
+        if document is None or line is None or line < 1:
+            return None
+        if source not in self._lines:
+            self._lines[source] = document.text.splitlines()
+        lines = self._lines[source]
+        return lines[line - 1] if line <= len(lines) else None
 
     def of(self, fact_type: type[T]) -> list[T]:
         """Return every fact of `fact_type`, in the order they were read."""

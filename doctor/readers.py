@@ -78,6 +78,7 @@ def read_documents(documents: Iterable[Document],
 def _read_document(document: Document, catalogue: Sequence[signatures.Signature],
                    result: ReadResult) -> None:
     facts = result.facts
+    facts.add_document(document)
 
     for parser in STRUCTURED_PARSERS:
         try:

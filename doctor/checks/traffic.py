@@ -264,9 +264,13 @@ def proxy_oom_with_limit(facts: FactSet, args: Mapping[str, Any]) -> CheckResult
     if not limited:
         return miss(reason="the OOMKilled istio-proxy has no memory limit in the pod spec, so the "
                            "node ran out of memory rather than the container hitting its limit")
-    evidence = [_kill_evidence(pod, container, kill,
-                               f"memory limit {_mebibytes(container.memory_limit_bytes)}")
-                for pod, container, kill in limited]
+    evidence = []
+    for pod, container, kill in limited:
+        limit = _mebibytes(container.memory_limit_bytes)
+        evidence.append(_kill_evidence(pod, container, kill, f"memory limit {limit}"))
+        evidence.append(Evidence(pod.source, container.memory_limit_line or container.line or pod.line,
+                                 f"{_pod_name(pod)} istio-proxy memory limit {limit}",
+                                 note="the limit the container reached when it was killed"))
     return hit(*evidence[:MAX_EVIDENCE], count=len(limited))
 
 
@@ -284,7 +288,7 @@ def proxy_memory_limit_low(facts: FactSet, args: Mapping[str, Any]) -> CheckResu
                 continue
             limits += 1
             if limit < minimum:
-                evidence.append(Evidence(pod.source, container.line or pod.line,
+                evidence.append(Evidence(pod.source, container.memory_limit_line or container.line or pod.line,
                                          f"{_pod_name(pod)} istio-proxy memory limit {_mebibytes(limit)}",
                                          note=f"below {_mebibytes(minimum)}"))
             measured = usage.get((pod.namespace, pod.name)) or usage.get((None, pod.name))
@@ -463,7 +467,8 @@ def _kill_evidence(pod: PodInfo, container: ContainerInfo, kill: _Kill, extra: s
         notes.append(f"finished at {kill.finished.isoformat()}")
     if extra:
         notes.append(extra)
-    return Evidence(pod.source, container.line or pod.line,
+    state_line = container.state_line if kill.which == "state" else container.last_state_line
+    return Evidence(pod.source, state_line or container.line or pod.line,
                     f"{_pod_name(pod)} {container.name}: terminated {kill.reason or '-'} "
                     f"exit code {kill.exit_code if kill.exit_code is not None else '-'}",
                     note="; ".join(notes))

@@ -58,6 +58,9 @@ class ContainerInfo:
     last_started_at: datetime | None
     last_finished_at: datetime | None
     line: int | None  # line of the container's status (or spec) in the source
+    memory_limit_line: int | None = None  # line of resources.limits.memory, when known
+    state_line: int | None = None  # line of the current state's reason (or exit code)
+    last_state_line: int | None = None  # line of the last state's reason (or exit code)
 
 
 @dataclass(frozen=True)
@@ -350,6 +353,9 @@ def _container(source: str, spec: dict, status: dict, is_init: bool, line: int |
         last_started_at=moment(last_state.get("startedAt")),
         last_finished_at=moment(last_state.get("finishedAt")),
         line=line,
+        memory_limit_line=key_line(limits, "memory"),
+        state_line=key_line(state, "reason") or key_line(state, "exitCode"),
+        last_state_line=key_line(last_state, "reason") or key_line(last_state, "exitCode"),
     )
 
 
