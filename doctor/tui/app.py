@@ -31,7 +31,6 @@ from doctor.tui.screens.triage import TriageScreen
 logger = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
-Scanner = Callable[[list[Path], datetime], Diagnosis]
 
 NAVIGATION_KEYS = (
     ("↑ ↓ pgup pgdn home end", "Move the cursor"),
@@ -92,13 +91,11 @@ class MeshDoctorApp(App[None]):
         read_only: bool,
         export_dir: Path,
         clock: Clock,
-        scanner: Scanner | None = None,
     ) -> None:
         super().__init__()
         self.paths = paths
-        self.scanner = scanner or _scan_with_shipped_rules
         # NOTE: no screen runs a command yet, so read_only only labels the
-        # session; running playbook steps must check it and ask to confirm.
+        # session. A screen that runs playbook steps must check it and ask to confirm.
         self.read_only = read_only
         self.export_dir = export_dir
         self.clock = clock
@@ -119,7 +116,7 @@ class MeshDoctorApp(App[None]):
     def _scan(self, paths: list[Path], now: datetime) -> None:
         named = ", ".join(str(path) for path in paths)
         try:
-            diagnosis = self.scanner(paths, now)
+            diagnosis = _scan_with_shipped_rules(paths, now)
         except RuleLoadError as error:
             logger.error("the rule files are invalid: %s", error)
             self.post_message(WorkFailed("The rule files are invalid", str(error)))

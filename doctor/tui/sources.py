@@ -73,7 +73,7 @@ def _read_capped(stream: BinaryIO) -> bytes:
 
 
 def _split_archive_source(source: str) -> tuple[Path | None, str]:
-    """Split `ARCHIVE:MEMBER` at the archive's suffix; (None, "") when `source` names no archive."""
+    """Split `ARCHIVE:MEMBER` at the archive's suffix, or return (None, "") when `source` names no archive."""
     for suffix in ARCHIVE_SUFFIXES:
         marker = f"{suffix}:"
         position = source.find(marker)

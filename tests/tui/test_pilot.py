@@ -68,17 +68,17 @@ async def test_slash_filters_findings(app_factory):
     async with app.run_test(size=SIZE) as pilot:
         await wait_for_scan(pilot)
         everything = finding_keys(app)
-        wanted = app.diagnosis.findings[-1]
+        target = app.diagnosis.findings[-1]
 
         await pilot.press("slash")
         assert app.screen.query_one(FilterInput).has_focus
-        await pilot.press(*wanted.cause_id)
+        await pilot.press(*target.cause_id)
         assert finding_keys(app) == [
             finding.cause_id
             for finding in app.diagnosis.findings
-            if wanted.cause_id.casefold() in (finding.cause_id + finding.title + " ".join(finding.chain)).casefold()
+            if target.cause_id.casefold() in (finding.cause_id + finding.title + " ".join(finding.chain)).casefold()
         ]
-        assert wanted.cause_id in finding_keys(app)
+        assert target.cause_id in finding_keys(app)
 
         await pilot.press("enter")
         assert app.screen.query_one("#findings", DataTable).has_focus
@@ -220,8 +220,8 @@ async def test_evidence_filter_keeps_matching_lines(app_factory):
         needle = lines[-1].split()[0]
 
         await pilot.press("slash", *needle)
-        kept = view.visible_numbers
-        assert kept == [number for number, line in enumerate(lines, start=1)
+        visible = view.visible_numbers
+        assert visible == [number for number, line in enumerate(lines, start=1)
                         if needle.casefold() in line.casefold()]
 
         await pilot.press("escape")

@@ -37,11 +37,11 @@ def test_triage_wide(snap_compare, app_factory):
     """Triage of the 503 example at 120x40.
 
     You should see the coverage banner first ("N checks could not run — see
-    coverage (press c)"), the line naming examples/503-upstream-down and its
-    19 inputs by kind, "HTTP 503 Service Unavailable ×15" with its time range,
-    and the findings table with "upstream-app-down" confirmed at rank 1, its
-    chain http-503 → upstream-connect-failure → upstream-app-down on the
-    second line, and the ruled-out causes dimmed at the bottom.
+    coverage (press c)"), then the line naming examples/503-upstream-down and
+    its 19 inputs by kind, and "HTTP 503 Service Unavailable ×15" with its time
+    range. The findings table ranks "upstream-app-down" first as confirmed,
+    with the chain http-503 → upstream-connect-failure → upstream-app-down on
+    its second line, and shows the ruled-out causes dimmed at the bottom.
     """
     assert snap_compare(app_factory(UPSTREAM_DOWN), terminal_size=WIDE, run_before=show_triage)
 
@@ -55,9 +55,9 @@ def test_finding_wide(snap_compare, app_factory):
     """The top finding of the 401 example at 120x40.
 
     You should see "confirmed  score 1.00  The JWT had expired when the proxy
-    checked it", the chain http-401 → jwt-expired, the evidence for (access-log
-    lines with jwt_authn_access_denied{Jwt_is_expired} and the "Jwt is expired"
-    replies) and, under Evidence against, the Bearer header line whose
+    checked it" and the chain http-401 → jwt-expired. The evidence for lists
+    access-log lines with jwt_authn_access_denied{Jwt_is_expired} and the "Jwt
+    is expired" replies. The evidence against is the Bearer header line, whose
     signature is masked.
     """
     assert snap_compare(app_factory(JWT_EXPIRED), terminal_size=WIDE, run_before=show_top_finding)
@@ -71,8 +71,8 @@ def test_finding_narrow(snap_compare, app_factory):
 def test_evidence_browser_wide(snap_compare, app_factory):
     """The evidence browser at 120x40, opened from the first cited line of the 401 finding.
 
-    You should see the 19 inputs with their kinds on the left, the httpbin
-    sidecar's log selected, and on the right that log with line numbers and
-    line 4 highlighted under the cursor.
+    You should see the 19 inputs with their kinds on the left, with the httpbin
+    sidecar's log selected. On the right is that log with line numbers, and
+    line 4 is highlighted under the cursor.
     """
     assert snap_compare(app_factory(JWT_EXPIRED), terminal_size=WIDE, run_before=show_cited_line)

@@ -45,7 +45,7 @@ async def settle(pilot: Pilot) -> None:
 
 
 def static_text(widget: Static) -> str:
-    """Return the plain text a `Static` shows, whether it holds a string, `Text` or a Rich table."""
+    """Return the plain text a `Static` shows, whether it contains a string, `Text` or a Rich table."""
     content = widget.content
     if isinstance(content, str):
         return content
