@@ -83,6 +83,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except BrokenPipeError:
+        # The reader of stdout went away (`| head`); that is not an error of ours.
+        sys.stderr.close()
+        return ExitCode.OK
+
+
+def _main(argv: Sequence[str] | None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
     known = {"scan", "tui", "rules", "-h", "--help", "--version", "-v", "--verbose"}
     known.update(name for name, _, _ in EXTRA_COMMANDS)
