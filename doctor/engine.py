@@ -267,10 +267,11 @@ def _quote_raw_line(evidence: Evidence, facts: FactSet) -> Evidence:
     Checks of structured inputs describe what they found ("istio-proxy:
     terminated OOMKilled"); the engineer needs the line as the file shows it.
     Text that already contains the raw line, such as a multi-line JSON
-    access-log entry, is kept as it is.
+    access-log entry, is kept as it is, and so is the description when the
+    raw line is only punctuation such as the `{` of a JSON object.
     """
     raw = facts.line_text(evidence.source, evidence.line)
-    if raw is None or not raw.strip() or raw.strip() in evidence.text:
+    if raw is None or not any(char.isalnum() for char in raw) or raw.strip() in evidence.text:
         return evidence
     note = "; ".join(part for part in (evidence.text, evidence.note) if part)
     return Evidence(evidence.source, evidence.line, raw.strip(), evidence.supports, note)

@@ -143,7 +143,7 @@ def upstream_app_not_ready(facts: FactSet, args: Mapping[str, Any]) -> CheckResu
                 continue
             problem = _not_ready(container)
             if problem:
-                evidence.append(Evidence(pod.source, container.line or pod.line,
+                evidence.append(Evidence(pod.source, container.state_line or container.line or pod.line,
                                          f"{_pod_name(pod)} container {container.name}: {problem}",
                                          note=f"pod IP is the upstream host of {len(entries)} failed request(s)"))
                 evidence.append(_entry_evidence(entries[0]))
