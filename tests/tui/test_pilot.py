@@ -342,3 +342,15 @@ async def test_jump_selects_cited_input_narrow(app_factory):
         row_top = 2 * row  # every input takes two lines: its name and its kind
         assert table.scroll_y <= row_top < table.scroll_y + table.scrollable_content_region.height
         assert app.screen.query_one(SourceView).source == cited.source
+
+
+@run_pilot
+async def test_finding_opens_at_top_narrow(app_factory):
+    app = app_factory("examples/403-rbac-principal")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for_scan(pilot)
+        await pilot.press("enter")
+        await settle(pilot)
+
+        assert app.screen.query_one("#finding").scroll_y == 0
+        assert app.screen.query_one("#evidence-for", DataTable).has_focus

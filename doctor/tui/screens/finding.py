@@ -89,7 +89,8 @@ class FindingScreen(DoctorScreen):
     def on_mount(self) -> None:
         self.sub_title = self.finding.cause_id
         self.apply_filter("")
-        self.focus_results()
+        # The heading and the chain stay in view, above the focused evidence.
+        self._focus_evidence(scroll_visible=False)
         # The first fill runs before the tables' first layout; refill with their real width.
         self.call_after_refresh(self._fill_evidence_tables)
 
@@ -202,10 +203,13 @@ class FindingScreen(DoctorScreen):
                 empty.update(EMPTY_EVIDENCE[table_id])
 
     def focus_results(self) -> None:
+        self._focus_evidence(scroll_visible=True)
+
+    def _focus_evidence(self, *, scroll_visible: bool) -> None:
         for table_id in ("evidence-for", "evidence-against"):
             table = self.query_one(f"#{table_id}", DataTable)
             if table.display:
-                table.focus()
+                table.focus(scroll_visible=scroll_visible)
                 return
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
