@@ -42,7 +42,9 @@ class ExitCode(enum.IntEnum):
 FORMATS = ("text", "json", "md")
 
 # Subcommands defined in doctor/commands/, as (name, module, one-line help).
-EXTRA_COMMANDS: tuple[tuple[str, str, str], ...] = ()
+EXTRA_COMMANDS: tuple[tuple[str, str, str], ...] = (
+    ("lab", "doctor.commands.lab", "run a real Envoy mesh on 127.0.0.1, inject faults and capture bundles"),
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
