@@ -12,9 +12,13 @@ import json
 import logging
 import socket
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 logger = logging.getLogger(__name__)
+
+# httpbin caps /delay/N at 10 seconds too.
+MAX_DELAY_S = 10.0
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -27,6 +31,9 @@ class _Handler(BaseHTTPRequestHandler):
         if path.startswith("/status/"):
             self._status(path.removeprefix("/status/"))
             return
+        if path.startswith("/delay/"):
+            self._delay(path.removeprefix("/delay/"))
+            return
         if path in ("/get", "/headers", "/"):
             self._echo()
             return
@@ -36,6 +43,15 @@ class _Handler(BaseHTTPRequestHandler):
         headers = {name.title(): value for name, value in self.headers.items() if name.lower() != "authorization"}
         body = {"args": {}, "headers": headers, "url": f"http://{self.headers.get('Host', '')}{self.path}"}
         self._reply(200, (json.dumps(body, indent=2) + "\n").encode(), "application/json")
+
+    def _delay(self, text: str) -> None:
+        try:
+            seconds = min(float(text), MAX_DELAY_S)
+        except ValueError:
+            self._reply(400, b"Invalid delay\n", "text/plain")
+            return
+        time.sleep(max(seconds, 0.0))
+        self._echo()
 
     def _status(self, text: str) -> None:
         try:

@@ -29,6 +29,28 @@ ISTIO_REVISION_STATUS = {
 }
 
 
+@dataclass(frozen=True)
+class PolicyOptions:
+    """What the lab's Istio policies say beyond the defaults of a healthy mesh.
+
+    Every field mirrors a setting the lab really gave the sidecars: the mTLS
+    mode of the PeerAuthentication, a DestinationRule's `tls.mode`, circuit
+    breaker and outlier detection, the AuthorizationPolicy's operation, JWT
+    audiences or a `jwksUri`, and the local rate limit EnvoyFilter.
+    """
+
+    peer_mode: str = "STRICT"
+    destination_rule_tls: str | None = None
+    circuit_breaker: bool = False
+    outlier_detection: bool = False
+    allowed_paths: tuple[str, ...] = ()
+    allowed_methods: tuple[str, ...] = ()
+    jwt_audiences: tuple[str, ...] = ()
+    jwks_uri: str | None = None
+    rate_limit_tokens: int | None = None
+    rate_limit_enforced: bool = True
+
+
 def policies_yaml(
     *,
     namespace: str,
@@ -36,14 +58,33 @@ def policies_yaml(
     jwt_issuer: str,
     jwks_json: str,
     allowed_principals: list[str],
+    options: PolicyOptions | None = None,
 ) -> str:
-    """Return the PeerAuthentication, RequestAuthentication and AuthorizationPolicy as one YAML stream."""
-    documents = [
+    """Return the PeerAuthentication, RequestAuthentication and AuthorizationPolicy (and, when
+    `options` set them, the DestinationRule and EnvoyFilter) as one YAML stream."""
+    options = options or PolicyOptions()
+    jwt_rule: dict[str, Any] = {"issuer": jwt_issuer}
+    if options.jwks_uri:
+        jwt_rule["jwksUri"] = options.jwks_uri
+    else:
+        jwt_rule["jwks"] = jwks_json
+    if options.jwt_audiences:
+        jwt_rule["audiences"] = list(options.jwt_audiences)
+    rule: dict[str, Any] = {"from": [{"source": {"principals": list(allowed_principals)}}]}
+    operation: dict[str, Any] = {}
+    if options.allowed_paths:
+        operation["paths"] = list(options.allowed_paths)
+    if options.allowed_methods:
+        operation["methods"] = list(options.allowed_methods)
+    if operation:
+        rule["to"] = [{"operation": operation}]
+
+    documents: list[dict[str, Any]] = [
         {
             "apiVersion": "security.istio.io/v1",
             "kind": "PeerAuthentication",
             "metadata": {"name": "default", "namespace": namespace},
-            "spec": {"mtls": {"mode": "STRICT"}},
+            "spec": {"mtls": {"mode": options.peer_mode}},
         },
         {
             "apiVersion": "security.istio.io/v1",
@@ -51,7 +92,7 @@ def policies_yaml(
             "metadata": {"name": f"{workload}-jwt", "namespace": namespace},
             "spec": {
                 "selector": {"matchLabels": {"app": workload}},
-                "jwtRules": [{"issuer": jwt_issuer, "jwks": jwks_json}],
+                "jwtRules": [jwt_rule],
             },
         },
         {
@@ -61,11 +102,75 @@ def policies_yaml(
             "spec": {
                 "selector": {"matchLabels": {"app": workload}},
                 "action": "ALLOW",
-                "rules": [{"from": [{"source": {"principals": list(allowed_principals)}}]}],
+                "rules": [rule],
             },
         },
     ]
+    destination_rule = _destination_rule(namespace, workload, options)
+    if destination_rule is not None:
+        documents.append(destination_rule)
+    if options.rate_limit_tokens is not None:
+        documents.append(_local_rate_limit_filter(namespace, workload, options))
     return yaml.safe_dump_all(documents, sort_keys=False, width=1000)
+
+
+def _destination_rule(namespace: str, workload: str, options: PolicyOptions) -> dict[str, Any] | None:
+    policy: dict[str, Any] = {}
+    if options.destination_rule_tls is not None:
+        policy["tls"] = {"mode": options.destination_rule_tls}
+    if options.circuit_breaker:
+        policy["connectionPool"] = {
+            "tcp": {"maxConnections": 1},
+            "http": {"http1MaxPendingRequests": 1, "http2MaxRequests": 1, "maxRequestsPerConnection": 1}}
+    if options.outlier_detection:
+        policy["outlierDetection"] = {
+            "consecutive5xxErrors": 1, "interval": "1s", "baseEjectionTime": "30s", "maxEjectionPercent": 100}
+    if not policy:
+        return None
+    return {
+        "apiVersion": "networking.istio.io/v1",
+        "kind": "DestinationRule",
+        "metadata": {"name": workload, "namespace": namespace},
+        "spec": {"host": f"{workload}.{namespace}.svc.cluster.local", "trafficPolicy": policy},
+    }
+
+
+def _local_rate_limit_filter(namespace: str, workload: str, options: PolicyOptions) -> dict[str, Any]:
+    """Return the EnvoyFilter of Istio's local rate limit task, with the lab's bucket."""
+    enforced = 100 if options.rate_limit_enforced else 0
+    return {
+        "apiVersion": "networking.istio.io/v1alpha3",
+        "kind": "EnvoyFilter",
+        "metadata": {"name": "filter-local-ratelimit-svc", "namespace": namespace},
+        "spec": {
+            "workloadSelector": {"labels": {"app": workload}},
+            "configPatches": [{
+                "applyTo": "HTTP_FILTER",
+                "match": {"context": "SIDECAR_INBOUND",
+                          "listener": {"filterChain": {"filter": {"name": "envoy.filters.network.http_connection_manager"}}}},
+                "patch": {
+                    "operation": "INSERT_BEFORE",
+                    "value": {
+                        "name": "envoy.filters.http.local_ratelimit",
+                        "typed_config": {
+                            "@type": "type.googleapis.com/udpa.type.v1.TypedStruct",
+                            "type_url": "type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit",
+                            "value": {
+                                "stat_prefix": "http_local_rate_limiter",
+                                "token_bucket": {"max_tokens": options.rate_limit_tokens,
+                                                 "tokens_per_fill": options.rate_limit_tokens,
+                                                 "fill_interval": "60s"},
+                                "filter_enabled": {"runtime_key": "local_rate_limit_enabled",
+                                                   "default_value": {"numerator": 100, "denominator": "HUNDRED"}},
+                                "filter_enforced": {"runtime_key": "local_rate_limit_enforced",
+                                                    "default_value": {"numerator": enforced, "denominator": "HUNDRED"}},
+                            },
+                        },
+                    },
+                },
+            }],
+        },
+    }
 
 
 def _time(moment: datetime) -> str:
@@ -84,6 +189,18 @@ class AppContainerState:
 
 
 @dataclass
+class ProxyContainerState:
+    """The state of a pod's istio-proxy container: `terminated_at` set once it was killed and restarted."""
+
+    restart_count: int = 0
+    terminated_at: datetime | None = None
+    restarted_at: datetime | None = None
+    exit_code: int = 137
+    reason: str = "OOMKilled"
+    memory_limit: str = "1Gi"
+
+
+@dataclass
 class PodSpec:
     """The facts about one workload's pod that its Pod object is built from."""
 
@@ -98,6 +215,7 @@ class PodSpec:
     pod_template_hash: str
     app_state: AppContainerState = field(default_factory=AppContainerState)
     app_command: list[str] | None = None
+    proxy_state: ProxyContainerState = field(default_factory=ProxyContainerState)
 
 
 def pod_object(spec: PodSpec, node_name: str = "lab-node-1", host_ip: str = "127.0.0.1") -> dict[str, Any]:
@@ -142,7 +260,8 @@ def pod_object(spec: PodSpec, node_name: str = "lab-node-1", host_ip: str = "127
         "readinessProbe": {
             "failureThreshold": 4, "httpGet": {"path": "/healthz/ready", "port": 15021, "scheme": "HTTP"},
             "periodSeconds": 15, "successThreshold": 1, "timeoutSeconds": 3},
-        "resources": {"limits": {"cpu": "2", "memory": "1Gi"}, "requests": {"cpu": "100m", "memory": "128Mi"}},
+        "resources": {"limits": {"cpu": "2", "memory": spec.proxy_state.memory_limit},
+                      "requests": {"cpu": "100m", "memory": "128Mi"}},
         "securityContext": {
             "allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}, "privileged": False,
             "readOnlyRootFilesystem": True, "runAsGroup": 1337, "runAsNonRoot": True, "runAsUser": 1337},
@@ -168,12 +287,14 @@ def pod_object(spec: PodSpec, node_name: str = "lab-node-1", host_ip: str = "127
         "started": True,
         "state": {"running": {"startedAt": started}},
     }
-    ready = "True" if app_state.ready else "False"
+    _apply_proxy_state(proxy_status, spec)
+    unready = [s["name"] for s in (app_status, proxy_status) if not s["ready"]]
+    ready = "False" if unready else "True"
     conditions = [
         {"lastProbeTime": None, "lastTransitionTime": started, "status": "True", "type": "PodReadyToStartContainers"},
         {"lastProbeTime": None, "lastTransitionTime": started, "status": "True", "type": "Initialized"},
-        _ready_condition("Ready", ready, spec, started),
-        _ready_condition("ContainersReady", ready, spec, started),
+        _ready_condition("Ready", ready, spec, started, unready),
+        _ready_condition("ContainersReady", ready, spec, started, unready),
         {"lastProbeTime": None, "lastTransitionTime": started, "status": "True", "type": "PodScheduled"},
     ]
 
@@ -236,11 +357,34 @@ def pod_object(spec: PodSpec, node_name: str = "lab-node-1", host_ip: str = "127
     }
 
 
-def _ready_condition(kind: str, status: str, spec: PodSpec, started: str) -> dict[str, Any]:
+def _apply_proxy_state(status: dict[str, Any], spec: PodSpec) -> None:
+    """Record a killed istio-proxy as the kubelet does: lastState terminated, then running again or waiting."""
+    state = spec.proxy_state
+    if state.terminated_at is None:
+        return
+    status["restartCount"] = state.restart_count
+    status["lastState"] = {"terminated": {
+        "containerID": f"containerd://{_container_id(spec.name, 'istio-proxy-previous')}",
+        "exitCode": state.exit_code, "finishedAt": _time(state.terminated_at), "reason": state.reason,
+        "startedAt": _time(spec.started_at)}}
+    if state.restarted_at is not None:
+        status["state"] = {"running": {"startedAt": _time(state.restarted_at)}}
+        return
+    status["ready"] = False
+    status["started"] = False
+    status["state"] = {"waiting": {
+        "message": f"back-off 10s restarting failed container=istio-proxy pod={spec.name}_{spec.namespace}"
+                   f"({_uuid(spec.name, 'pod')})",
+        "reason": "CrashLoopBackOff"}}
+
+
+def _ready_condition(kind: str, status: str, spec: PodSpec, started: str,
+                     unready: list[str] | None = None) -> dict[str, Any]:
     condition: dict[str, Any] = {"lastProbeTime": None, "status": status, "type": kind}
-    if status == "False" and spec.app_state.terminated_at is not None:
-        condition["lastTransitionTime"] = _time(spec.app_state.terminated_at)
-        condition["message"] = f"containers with unready status: [{spec.app}]"
+    stopped_at = spec.app_state.terminated_at or spec.proxy_state.terminated_at
+    if status == "False" and stopped_at is not None:
+        condition["lastTransitionTime"] = _time(stopped_at)
+        condition["message"] = f"containers with unready status: [{' '.join(unready or [spec.app])}]"
         condition["reason"] = "ContainersNotReady"
     else:
         condition["lastTransitionTime"] = started

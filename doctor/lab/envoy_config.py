@@ -114,6 +114,42 @@ def _access_log(path: str) -> list[dict[str, Any]]:
     }]
 
 
+# Istio's JSON access log keys for a connection, plus why the downstream TLS
+# handshake failed, so a connection that never reached HTTP leaves a line.
+CONNECTION_LOG_FORMAT = {
+    "start_time": "%START_TIME%",
+    "response_flags": "%RESPONSE_FLAGS%",
+    "connection_termination_details": "%CONNECTION_TERMINATION_DETAILS%",
+    "downstream_transport_failure_reason": "%DOWNSTREAM_TRANSPORT_FAILURE_REASON%",
+    "bytes_received": "%BYTES_RECEIVED%",
+    "bytes_sent": "%BYTES_SENT%",
+    "duration": "%DURATION%",
+    "upstream_host": "%UPSTREAM_HOST%",
+    "upstream_cluster": "%UPSTREAM_CLUSTER_RAW%",
+    "downstream_local_address": "%DOWNSTREAM_LOCAL_ADDRESS%",
+    "downstream_remote_address": "%DOWNSTREAM_REMOTE_ADDRESS%",
+    "requested_server_name": "%REQUESTED_SERVER_NAME%",
+    "downstream_peer_uri_san": "%DOWNSTREAM_PEER_URI_SAN%",
+    "downstream_tls_version": "%DOWNSTREAM_TLS_VERSION%",
+}
+
+
+def _listener_access_logs(access_log_path: str, connection_log_path: str | None) -> list[dict[str, Any]]:
+    """Return Istio's listener access log (connections without a filter chain, flag NR) and the connection log."""
+    logs = _access_log(access_log_path)
+    logs[0]["filter"] = {"response_flag_filter": {"flags": ["NR"]}}
+    if connection_log_path is not None:
+        logs.append({
+            "name": "envoy.access_loggers.file",
+            "typed_config": {
+                "@type": _FILE_LOG,
+                "path": connection_log_path,
+                "log_format": {"json_format": CONNECTION_LOG_FORMAT},
+            },
+        })
+    return logs
+
+
 def _admin() -> dict[str, Any]:
     return {"address": _address(0)}
 
@@ -138,8 +174,24 @@ def client_sidecar(
     key_pem: str,
     root_pem: str,
     access_log_path: str,
+    originate_mtls: bool = True,
+    tls_max_version: str | None = None,
+    circuit_breaker: CircuitBreaker | None = None,
+    outlier_detection: bool = False,
+    source_address: str | None = None,
 ) -> dict[str, Any]:
-    """Build the bootstrap of the caller's sidecar: one outbound HTTP route to `service`."""
+    """Build the bootstrap of the caller's sidecar: one outbound HTTP route to `service`.
+
+    `source_address` is the loopback address the sidecar connects from, so
+    the server sees the caller at its own pod IP.
+    `originate_mtls` False is what a DestinationRule with `tls.mode: DISABLE`
+    makes istiod send: the outbound cluster has no TLS transport socket.
+    `tls_max_version` ("TLSv1_2") caps the protocol the client offers.
+    `circuit_breaker` sets the cluster's thresholds as a DestinationRule
+    connectionPool does, and `outlier_detection` adds Istio's translation of
+    `outlierDetection: {consecutive5xxErrors: 1, interval: 1s,
+    baseEjectionTime: 30s, maxEjectionPercent: 100}` with panic threshold 0.
+    """
     upstream_tls = {
         "name": _TLS_SOCKET,
         "typed_config": {
@@ -158,6 +210,9 @@ def client_sidecar(
             },
         },
     }
+    if tls_max_version is not None:
+        upstream_tls["typed_config"]["common_tls_context"]["tls_params"] = {
+            "tls_maximum_protocol_version": tls_max_version}
     # Istio's default retry policy for an outbound route without a VirtualService.
     retry_policy = {
         "retry_on": "connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes",
@@ -221,46 +276,137 @@ def client_sidecar(
         "static_resources": {
             "secrets": _secrets(cert_pem, key_pem, root_pem),
             "listeners": [listener],
-            "clusters": [_static_cluster(service.outbound_cluster, server_inbound_port, upstream_tls)],
+            "clusters": [_outbound_cluster(service, server_inbound_port, upstream_tls if originate_mtls else None,
+                                           circuit_breaker, outlier_detection, source_address)],
         },
     }
 
 
-def jwt_authn_filter(issuer: str, jwks_json: str) -> dict[str, Any]:
+@dataclass(frozen=True)
+class CircuitBreaker:
+    """Connection pool limits of a DestinationRule as Envoy cluster thresholds."""
+
+    max_connections: int = 1
+    max_pending_requests: int = 1
+    max_requests: int = 1
+
+
+def _outbound_cluster(service: Service, port: int, transport_socket: dict[str, Any] | None,
+                      circuit_breaker: CircuitBreaker | None, outlier_detection: bool,
+                      source_address: str | None) -> dict[str, Any]:
+    cluster = _static_cluster(service.outbound_cluster, port, transport_socket)
+    if source_address is not None:
+        cluster["upstream_bind_config"] = {"source_address": {"address": source_address, "port_value": 0}}
+    if circuit_breaker is not None:
+        cluster["circuit_breakers"] = {"thresholds": [{
+            "max_connections": circuit_breaker.max_connections,
+            "max_pending_requests": circuit_breaker.max_pending_requests,
+            "max_requests": circuit_breaker.max_requests,
+            "max_retries": 4294967295}]}
+    if outlier_detection:
+        cluster["outlier_detection"] = {
+            "consecutive_5xx": 1, "interval": "1s", "base_ejection_time": "30s",
+            "max_ejection_percent": 100, "enforcing_consecutive_5xx": 100,
+            "consecutive_gateway_failure": 1, "enforcing_consecutive_gateway_failure": 100}
+        # istiod sets the panic threshold to 0 whenever outlier detection is on,
+        # so with every host ejected Envoy answers 503 UH instead of using them anyway.
+        cluster["common_lb_config"] = {"healthy_panic_threshold": {"value": 0}}
+    return cluster
+
+
+def jwt_authn_filter(issuer: str, jwks_json: str | None, *, audiences: list[str] | None = None,
+                     allow_missing: bool = True, remote_jwks: RemoteJwks | None = None) -> dict[str, Any]:
     """Build `jwt_authn` as istiod translates a RequestAuthentication with an inline JWKS.
 
     `allow_missing` keeps requests without a token, while a present token that
     fails validation (expired, bad signature, unknown issuer) gets a 401.
+    istiod always allows a missing token; `allow_missing=False` is the
+    requirement an EnvoyFilter or a plain Envoy sets. `remote_jwks` replaces
+    the inline JWKS with a fetch from `remote_jwks.uri` through its cluster.
     """
+    provider: dict[str, Any] = {
+        "issuer": issuer,
+        "payload_in_metadata": "payload",
+        "normalize_payload_in_metadata": {"space_delimited_claims": ["scope", "permission"]},
+    }
+    if remote_jwks is not None:
+        provider["remote_jwks"] = {
+            "http_uri": {"uri": remote_jwks.uri, "cluster": remote_jwks.cluster, "timeout": "5s"},
+            "cache_duration": "300s"}
+    else:
+        provider["local_jwks"] = {"inline_string": jwks_json}
+    if audiences:
+        provider["audiences"] = list(audiences)
+    requirements: list[dict[str, Any]] = [{"provider_name": JWT_PROVIDER}]
+    if allow_missing:
+        requirements.append({"allow_missing": {}})
     return {
         "name": "envoy.filters.http.jwt_authn",
         "typed_config": {
             "@type": _JWT_AUTHN,
-            "providers": {
-                JWT_PROVIDER: {
-                    "issuer": issuer,
-                    "local_jwks": {"inline_string": jwks_json},
-                    "payload_in_metadata": "payload",
-                    "normalize_payload_in_metadata": {"space_delimited_claims": ["scope", "permission"]},
-                },
-            },
+            "providers": {JWT_PROVIDER: provider},
             "rules": [{
                 "match": {"prefix": "/"},
-                "requires": {"requires_any": {"requirements": [
-                    {"provider_name": JWT_PROVIDER}, {"allow_missing": {}}]}},
+                "requires": {"requires_any": {"requirements": requirements}}
+                if len(requirements) > 1 else requirements[0],
             }],
             "bypass_cors_preflight": True,
         },
     }
 
 
-def rbac_allow_filter(namespace: str, policy: str, principals: list[str]) -> dict[str, Any]:
+@dataclass(frozen=True)
+class RemoteJwks:
+    """Where a jwt_authn provider fetches its JWKS: the URI and the cluster that reaches its host."""
+
+    uri: str
+    cluster: str
+    port: int
+
+    def cluster_config(self) -> dict[str, Any]:
+        return _static_cluster(self.cluster, self.port)
+
+
+def local_rate_limit_filter(max_tokens: int, enforced_percent: int, fill_interval: str = "60s") -> dict[str, Any]:
+    """Build `local_ratelimit` as the EnvoyFilter of Istio's local rate limit task inserts it.
+
+    `enforced_percent` 0 is shadow mode: Envoy counts requests over the limit
+    (`rate_limited` stat) and lets them through.
+    """
+    return {
+        "name": "envoy.filters.http.local_ratelimit",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit",
+            "stat_prefix": "http_local_rate_limiter",
+            "token_bucket": {"max_tokens": max_tokens, "tokens_per_fill": max_tokens, "fill_interval": fill_interval},
+            "filter_enabled": {"runtime_key": "local_rate_limit_enabled",
+                               "default_value": {"numerator": 100, "denominator": "HUNDRED"}},
+            "filter_enforced": {"runtime_key": "local_rate_limit_enforced",
+                                "default_value": {"numerator": enforced_percent, "denominator": "HUNDRED"}},
+            "response_headers_to_add": [{"append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
+                                         "header": {"key": "x-local-rate-limit", "value": "true"}}],
+        },
+    }
+
+
+def rbac_allow_filter(namespace: str, policy: str, principals: list[str], *,
+                      paths: list[str] | None = None, methods: list[str] | None = None) -> dict[str, Any]:
     """Build `rbac` as istiod translates an ALLOW AuthorizationPolicy with `from.source.principals`.
 
     Istio prefixes each principal with `spiffe://`, and names the Envoy policy
-    `ns[NAMESPACE]-policy[NAME]-rule[INDEX]`.
+    `ns[NAMESPACE]-policy[NAME]-rule[INDEX]`. `paths` and `methods` are the
+    rule's `to.operation` fields; without them every request is permitted.
     """
     ids = [{"authenticated": {"principal_name": {"exact": f"spiffe://{principal}"}}} for principal in principals]
+    permission_rules: list[dict[str, Any]] = []
+    if paths:
+        permission_rules.append({"or_rules": {"rules": [
+            {"url_path": {"path": {"exact": path}}} for path in paths]}})
+    if methods:
+        permission_rules.append({"or_rules": {"rules": [
+            {"header": {"name": ":method", "string_match": {"exact": method}}} for method in methods]}})
+    if not permission_rules:
+        permission_rules.append({"any": True})
     return {
         "name": "envoy.filters.http.rbac",
         "typed_config": {
@@ -268,7 +414,7 @@ def rbac_allow_filter(namespace: str, policy: str, principals: list[str]) -> dic
             "rules": {
                 "policies": {
                     f"ns[{namespace}]-policy[{policy}]-rule[0]": {
-                        "permissions": [{"and_rules": {"rules": [{"any": True}]}}],
+                        "permissions": [{"and_rules": {"rules": permission_rules}}],
                         "principals": [{"and_ids": {"ids": [{"or_ids": {"ids": ids}}]}}],
                     },
                 },
@@ -288,8 +434,18 @@ def server_sidecar(
     root_pem: str,
     access_log_path: str,
     http_filters: list[dict[str, Any]],
+    require_mtls: bool = True,
+    extra_clusters: list[dict[str, Any]] | None = None,
+    connection_log_path: str | None = None,
 ) -> dict[str, Any]:
-    """Build the bootstrap of the server's sidecar: STRICT mTLS inbound, then `http_filters`, then the app."""
+    """Build the bootstrap of the server's sidecar: STRICT mTLS inbound, then `http_filters`, then the app.
+
+    `require_mtls` False is PeerAuthentication DISABLE: the inbound filter
+    chain has no TLS and takes any bytes as HTTP. The listener logs connections that never
+    reach HTTP for lack of a filter chain (flag NR) to the same access log,
+    as Istio's listener-level access log does; `connection_log_path` gets a
+    JSON line for every connection, with the downstream TLS failure reason.
+    """
     downstream_tls = {
         "name": _TLS_SOCKET,
         "typed_config": {
@@ -321,8 +477,8 @@ def server_sidecar(
         }],
         "filter_chains": [{
             "name": f"0.0.0.0_{service.port}",
-            "filter_chain_match": {"transport_protocol": "tls"},
-            "transport_socket": downstream_tls,
+            **({"filter_chain_match": {"transport_protocol": "tls"}, "transport_socket": downstream_tls}
+               if require_mtls else {}),
             "filters": [{
                 "name": "envoy.filters.network.http_connection_manager",
                 "typed_config": {
@@ -345,6 +501,7 @@ def server_sidecar(
                 },
             }],
         }],
+        "access_log": _listener_access_logs(access_log_path, connection_log_path),
     }
     return {
         "node": _node(pod, service.namespace, service.name),
@@ -352,6 +509,6 @@ def server_sidecar(
         "static_resources": {
             "secrets": _secrets(cert_pem, key_pem, root_pem),
             "listeners": [listener],
-            "clusters": [_static_cluster(service.inbound_cluster, app_port)],
+            "clusters": [_static_cluster(service.inbound_cluster, app_port), *(extra_clusters or [])],
         },
     }

@@ -70,17 +70,23 @@ class MeshCA:
     def cert_pem(self) -> str:
         return self.cert.public_bytes(serialization.Encoding.PEM).decode()
 
-    def issue_workload(self, namespace: str, service_account: str, lifetime: timedelta = timedelta(hours=24)) -> KeyPair:
-        """Issue a workload certificate whose only SAN is the URI of its SPIFFE ID, as istiod does."""
+    def issue_workload(self, namespace: str, service_account: str, lifetime: timedelta = timedelta(hours=24),
+                       *, not_before: datetime | None = None) -> KeyPair:
+        """Issue a workload certificate whose only SAN is the URI of its SPIFFE ID, as istiod does.
+
+        `not_before` defaults to five minutes before the CA's `now`; pass a
+        time in the past with a short `lifetime` to issue an expired certificate.
+        """
         key = ec.generate_private_key(ec.SECP256R1())
+        valid_from = not_before or self.now - timedelta(minutes=5)
         cert = (
             x509.CertificateBuilder()
             .subject_name(x509.Name([]))
             .issuer_name(self.cert.subject)
             .public_key(key.public_key())
             .serial_number(x509.random_serial_number())
-            .not_valid_before(self.now - timedelta(minutes=5))
-            .not_valid_after(self.now + lifetime)
+            .not_valid_before(valid_from)
+            .not_valid_after(valid_from + lifetime)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(
                 x509.KeyUsage(
@@ -123,14 +129,17 @@ class JwtIssuer:
         }
         return json.dumps({"keys": [key]}, separators=(",", ":"))
 
-    def token(self, subject: str, issued_at: datetime, lifetime: timedelta, audience: str | None = None) -> str:
-        """Sign a token for `subject` valid from `issued_at` for `lifetime`."""
+    def token(self, subject: str, issued_at: datetime, lifetime: timedelta, audience: str | None = None,
+              *, not_before: datetime | None = None) -> str:
+        """Sign a token for `subject` valid from `issued_at` (or `not_before`) for `lifetime` after `issued_at`."""
         claims: dict[str, object] = {
             "iss": self.issuer,
             "sub": subject,
             "iat": int(issued_at.timestamp()),
             "exp": int((issued_at + lifetime).timestamp()),
         }
+        if not_before is not None:
+            claims["nbf"] = int(not_before.timestamp())
         if audience is not None:
             claims["aud"] = audience
         return jwt.encode(claims, self._key, algorithm="RS256", headers={"kid": self.key_id})

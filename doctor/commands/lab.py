@@ -1,0 +1,101 @@
+"""`mesh-doctor lab`: a mesh of real Envoy sidecars on 127.0.0.1 with injectable faults.
+
+    mesh-doctor lab up                 start the lab (a daemon keeps it running)
+    mesh-doctor lab list               list the faults
+    mesh-doctor lab inject FAULT       restart the sidecars with FAULT
+    mesh-doctor lab capture DIR        send traffic, probe the lab, write a bundle to DIR
+    mesh-doctor lab status             show the running lab
+    mesh-doctor lab down               stop everything and check nothing is left
+
+The state of a running lab (its pids, ports, fault, logs) lives in
+--state-dir, by default $XDG_STATE_HOME/mesh-doctor/lab.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+NAME = "lab"
+HELP = "run a real Envoy mesh on 127.0.0.1, inject faults and capture bundles"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--state-dir", type=Path,
+                        help="folder for the running lab's state and logs "
+                             "(default: $XDG_STATE_HOME/mesh-doctor/lab)")
+    actions = parser.add_subparsers(dest="lab_action", metavar="ACTION")
+    actions.add_parser("up", help="start the lab: upstream app, server and client sidecars")
+    actions.add_parser("down", help="stop the lab and check that none of its processes is left")
+    actions.add_parser("list", help="list the faults the lab can inject")
+    actions.add_parser("status", help="show the running lab's ports, pids and fault")
+    inject = actions.add_parser("inject", help="restart the sidecars with a fault (see `lab list`)")
+    inject.add_argument("fault", metavar="FAULT", help="name of the fault")
+    capture = actions.add_parser("capture", help="send traffic through the lab, probe it and write a bundle")
+    capture.add_argument("directory", type=Path, metavar="DIR", help="new or empty folder for the bundle")
+
+
+def run(options: argparse.Namespace) -> int:
+    from doctor.cli import ExitCode
+    from doctor.lab import control
+
+    state_dir = options.state_dir or control.default_state_dir()
+    action = options.lab_action
+    if action is None:
+        print("mesh-doctor lab: choose an action: up, down, list, status, inject FAULT or capture DIR",
+              file=sys.stderr)
+        return ExitCode.USAGE
+    if action == "list":
+        return _list()
+
+    try:
+        if action == "up":
+            state = control.start_daemon(state_dir)
+            print(f"lab up: client sidecar 127.0.0.1:{state['client_listener']}, "
+                  f"server sidecar 127.0.0.1:{state['server_listener']}, pids {state['pids']}")
+            print(f"state in {state_dir}; inject a fault with `mesh-doctor lab inject FAULT`")
+            return ExitCode.OK
+        if action == "down":
+            pids = control.stop_daemon(state_dir)
+            print(f"lab down: processes {pids} stopped, none left")
+            return ExitCode.OK
+        if action == "status":
+            reply = control.request(state_dir, {"op": "status"})
+            print(json.dumps(reply["state"], indent=2))
+            return ExitCode.OK
+        if action == "inject":
+            from doctor.lab.faults import FAULTS
+
+            if options.fault not in FAULTS:
+                print(f"mesh-doctor lab: unknown fault {options.fault!r}; known faults: {', '.join(FAULTS)}",
+                      file=sys.stderr)
+                return ExitCode.USAGE
+            control.request(state_dir, {"op": "inject", "fault": options.fault})
+            print(f"injected {options.fault}; capture it with `mesh-doctor lab capture DIR`")
+            return ExitCode.OK
+        if action == "capture":
+            directory = options.directory.resolve()
+            if directory.exists() and (not directory.is_dir() or any(directory.iterdir())):
+                print(f"mesh-doctor lab: {directory} exists and is not an empty folder; "
+                      "pass a new folder for the bundle", file=sys.stderr)
+                return ExitCode.USAGE
+            reply = control.request(state_dir, {"op": "capture", "dir": str(directory)})
+            print(f"wrote {reply['bundle']}; diagnose it with `mesh-doctor scan {reply['bundle']}`")
+            return ExitCode.OK
+    except control.ControlError as error:
+        print(f"mesh-doctor lab {action}: {error}", file=sys.stderr)
+        return ExitCode.INTERNAL_ERROR
+    return ExitCode.USAGE
+
+
+def _list() -> int:
+    from doctor.cli import ExitCode
+    from doctor.lab.faults import FAULTS
+
+    width = max(len(name) for name in FAULTS)
+    for fault in FAULTS.values():
+        root = " (needs root)" if fault.needs_root else ""
+        print(f"{fault.group:>3}  {fault.name:<{width}}  {fault.title}{root}")
+    return ExitCode.OK
