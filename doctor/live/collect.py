@@ -1,0 +1,304 @@
+"""Run a live collection: preflight, probes in parallel with a bound, and the observations as a bundle.
+
+The collection runs in three waves, each through one bounded thread pool:
+
+1. preflight: every program a planned probe needs is looked up on PATH, and
+   every RBAC permission is asked once with `kubectl auth can-i`;
+2. the cluster and namespace probes (pods, events, services, policies);
+3. the pod probes on the pods the scope picks from the pods just read.
+
+A probe whose program is missing is `unavailable`; one whose permission
+`auth can-i` denied is `forbidden` without running; a probe that raises, or
+outlives its timeout by the grace period, is `failed` or `timed_out`. Each
+of them is an observation with the reason, so the collection always
+finishes and the engine reports those checks as not checked.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+from doctor.live.context import ProbeContext
+from doctor.live.plan import Plan, Task, choose_pods, namespace_tasks, plan_probes, pod_tasks, pods_from, service_selectors
+from doctor.live.registry import Permission, ProbeRegistry, ProbeSpec
+from doctor.model import Document, Observation, ProbeStatus
+from doctor.redact import redact_text
+from doctor.rules import Rulebook
+
+logger = logging.getLogger(__name__)
+
+# Time a probe may run past its own timeout before the collection stops waiting for it.
+GRACE_S = 5.0
+PREFLIGHT_PROBE_ID = "preflight.can-i"
+
+
+@dataclass(frozen=True)
+class Progress:
+    """One finished probe run, for a progress display: counts so far and the observation."""
+
+    done: int
+    total: int
+    wave: str
+    observation: Observation
+
+
+ProgressCallback = Callable[[Progress], None]
+
+
+@dataclass
+class LiveResult:
+    """Everything a live collection produced: the plan, the preflight answers and the probe observations."""
+
+    plan: Plan
+    observations: list[Observation] = field(default_factory=list)
+    preflight: list[Observation] = field(default_factory=list)
+    cancelled: bool = False
+
+    def documents(self) -> list[Document]:
+        """Return one document per ok observation, masked as a bundle would store it."""
+        documents = []
+        for index, observation in enumerate(self.observations, start=1):
+            if observation.status is ProbeStatus.OK and observation.output:
+                source = f"live/{index:02d}-{observation.probe_id}"
+                if observation.target:
+                    source += f"-{observation.target.replace('/', '-')}"
+                documents.append(Document(source, redact_text(observation.output)))
+        return documents
+
+    def save_bundle(self, directory: str | Path) -> Path:
+        """Write the observations (preflight answers included) as a bundle; secrets are masked."""
+        from doctor.bundle import write_bundle
+
+        description = "live collection" + (f" for {self.plan.symptom}" if self.plan.symptom else "")
+        if self.plan.namespaces:
+            description += " in " + ", ".join(ns or "all namespaces" for ns in self.plan.namespaces)
+        return write_bundle(directory, self.observations + self.preflight, description=description)
+
+
+class Collector:
+    """Runs the probes of a plan against one cluster through a bounded pool of threads."""
+
+    def __init__(self, context: ProbeContext, registry: ProbeRegistry, rulebook: Rulebook, *,
+                 progress: ProgressCallback | None = None, cancel: threading.Event | None = None) -> None:
+        self.context = context
+        self.registry = registry
+        self.rulebook = rulebook
+        self.progress = progress
+        self.cancel = cancel or threading.Event()
+
+    def collect(self, default_namespace: str, *, capture_possible: bool = False) -> LiveResult:
+        """Plan, preflight and run every probe; raises ScopeError only for an unknown symptom."""
+        options = self.context.options
+        plan = plan_probes(self.registry, self.rulebook, options, default_namespace,
+                           capture_possible=capture_possible)
+        result = LiveResult(plan)
+        logger.info("live collection: %d probes planned in %s", len(plan.specs), plan.namespaces)
+
+        denied, result.preflight = self._preflight(plan)
+        first = namespace_tasks(plan)
+        result.observations.extend(self.run_tasks(first, denied, wave="namespaces"))
+
+        pods = pods_from(result.observations)
+        chosen, destinations = choose_pods(pods, options, service_selectors(result.observations), plan.notes)
+        second = pod_tasks(plan, chosen, destinations)
+        result.observations.extend(self.run_tasks(second, denied, wave="pods"))
+        result.cancelled = self.cancel.is_set()
+        return result
+
+    # --- preflight ---------------------------------------------------------------------
+
+    def _preflight(self, plan: Plan) -> tuple[dict[tuple[Permission, str], Observation], list[Observation]]:
+        """Ask `kubectl auth can-i` once per permission and namespace; return the denials and every answer."""
+        runner = self.context.runner
+        if runner.which("kubectl") is None:
+            logger.info("kubectl not on PATH: no RBAC preflight; the API answers for itself")
+            return {}, []
+
+        questions: list[tuple[Permission, str]] = []
+        for spec in plan.specs:
+            namespaces = [""] if spec.scope == "cluster" else plan.namespaces
+            for permission in spec.permissions:
+                for namespace in namespaces:
+                    if (permission, namespace) not in questions:
+                        questions.append((permission, namespace))
+
+        def ask(question: tuple[Permission, str]) -> Observation:
+            permission, namespace = question
+            argv = self.context.kubectl("auth", "can-i", permission.verb, permission.resource_argument())
+            argv += ["-n", namespace] if namespace else (["-A"] if self.context.options.all_namespaces else [])
+            answer = runner.run(argv, probe_id=PREFLIGHT_PROBE_ID, target=namespace or "cluster",
+                                timeout=self.context.options.probe_timeout_s)
+            # `auth can-i` prints yes or no and exits 1 for no: both are answers, not failures.
+            if answer.output.strip() in ("yes", "no"):
+                from dataclasses import replace
+
+                answer = replace(answer, status=ProbeStatus.OK)
+            return answer
+
+        answers = self._map(ask, questions, wave="preflight")
+        denied = {question: answer for question, answer in zip(questions, answers)
+                  if answer.status is ProbeStatus.OK and answer.output.strip() == "no"}
+        return denied, answers
+
+    # --- running ---------------------------------------------------------------------------
+
+    def run_tasks(self, tasks: Sequence[Task], denied: dict[tuple[Permission, str], Observation] | None = None,
+                  *, wave: str = "probes") -> list[Observation]:
+        """Run `tasks` in parallel (at most `concurrency` at a time); one observation per task, in order."""
+        denied = denied or {}
+
+        def run_one(task: Task) -> Observation:
+            blocked = self._blocked(task, denied)
+            if blocked is not None:
+                return blocked
+            try:
+                return task.spec.function(self.context, task.target)
+            except Exception as error:  # noqa: BLE001 - a broken probe must not stop the collection
+                logger.exception("probe %s on %s failed", task.spec.id, task.target.label())
+                return _observation(task, ProbeStatus.FAILED,
+                                    f"the probe failed: {type(error).__name__}: {error}")
+
+        return self._map(run_one, tasks, wave=wave, task_of=lambda task: task)
+
+    def _blocked(self, task: Task, denied: dict[tuple[Permission, str], Observation]) -> Observation | None:
+        for program in task.spec.programs:
+            if self.context.runner.which(program) is None:
+                return _observation(task, ProbeStatus.UNAVAILABLE,
+                                    f"{program} not found on PATH; install it or add its directory to PATH")
+        namespace = "" if task.spec.scope == "cluster" else (task.target.namespace if task.spec.scope == "pod"
+                                                            else task.target.namespace)
+        for permission in task.spec.permissions:
+            answer = denied.get((permission, namespace))
+            if answer is not None:
+                command = " ".join(answer.argv[1:]) if answer.argv else "kubectl auth can-i"
+                return _observation(task, ProbeStatus.FORBIDDEN,
+                                    f"RBAC denies it: `kubectl {command.split('kubectl ', 1)[-1]}` answered no; "
+                                    f"ask for {permission.verb} on {permission.resource_argument()}")
+        return None
+
+    def _map(self, function: Callable, items: Sequence, *, wave: str,
+             task_of: Callable | None = None) -> list[Observation]:
+        """Apply `function` to `items` in a bounded pool; waits at most timeout + grace per item."""
+        if not items:
+            return []
+        options = self.context.options
+        pool = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, options.concurrency),
+                                                     thread_name_prefix=f"probe-{wave}")
+        results: list[Observation | None] = [None] * len(items)
+        started: dict[int, float] = {}
+        lock = threading.Lock()
+
+        def call(index: int) -> Observation:
+            with lock:
+                started[index] = time.monotonic()
+            return function(items[index])
+
+        futures = {pool.submit(call, index): index for index in range(len(items))}
+        pending = set(futures)
+        done_count = 0
+        try:
+            while pending:
+                finished, pending = concurrent.futures.wait(pending, timeout=0.1,
+                                                            return_when=concurrent.futures.FIRST_COMPLETED)
+                for future in finished:
+                    index = futures[future]
+                    results[index] = self._result_of(future, items[index], task_of)
+                    done_count += 1
+                    self._report(done_count, len(items), wave, results[index])
+
+                if self.cancel.is_set():
+                    for future in list(pending):
+                        index = futures[future]
+                        future.cancel()
+                        results[index] = self._placeholder(items[index], task_of, ProbeStatus.FAILED,
+                                                           "cancelled by the engineer before it finished")
+                    pending = set()
+                    break
+
+                now = time.monotonic()
+                for future in list(pending):
+                    index = futures[future]
+                    with lock:
+                        began = started.get(index)
+                    limit = self._timeout_of(items[index], task_of) + GRACE_S
+                    if began is not None and now - began > limit:
+                        logger.warning("%s: stopped waiting after %.0f s", self._label(items[index], task_of), limit)
+                        results[index] = self._placeholder(items[index], task_of, ProbeStatus.TIMED_OUT,
+                                                           f"no result after {limit:g} s; the collection went on "
+                                                           "without it")
+                        pending.discard(future)
+                        done_count += 1
+                        self._report(done_count, len(items), wave, results[index])
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)
+        return [result for result in results if result is not None]
+
+    def _result_of(self, future: concurrent.futures.Future, item: object, task_of: Callable | None) -> Observation:
+        try:
+            return future.result()
+        except Exception as error:  # noqa: BLE001 - reported as a failed observation
+            return self._placeholder(item, task_of, ProbeStatus.FAILED, f"{type(error).__name__}: {error}")
+
+    def _timeout_of(self, item: object, task_of: Callable | None) -> float:
+        if task_of is not None:
+            spec: ProbeSpec = task_of(item).spec
+            if spec.timeout_s is not None:
+                return spec.timeout_s
+        return self.context.options.probe_timeout_s
+
+    @staticmethod
+    def _label(item: object, task_of: Callable | None) -> str:
+        if task_of is not None:
+            task = task_of(item)
+            return f"probe {task.spec.id} on {task.target.label()}"
+        return f"preflight {item}"
+
+    @staticmethod
+    def _placeholder(item: object, task_of: Callable | None, status: ProbeStatus, reason: str) -> Observation:
+        if task_of is not None:
+            return _observation(task_of(item), status, reason)
+        permission, namespace = item  # a preflight question
+        return Observation(probe_id=PREFLIGHT_PROBE_ID, argv=("kubectl", "auth", "can-i", permission.verb,
+                                                              permission.resource_argument()),
+                           started_at=datetime.now(timezone.utc), duration_s=0.0, exit_status=None,
+                           status=status, output="", reason=reason, target=namespace or "cluster")
+
+    def _report(self, done: int, total: int, wave: str, observation: Observation | None) -> None:
+        if self.progress is None or observation is None:
+            return
+        try:
+            self.progress(Progress(done, total, wave, observation))
+        except Exception:  # noqa: BLE001 - a display error must not stop the collection
+            logger.exception("progress callback failed")
+
+
+def _observation(task: Task, status: ProbeStatus, reason: str) -> Observation:
+    return Observation(probe_id=task.spec.id, argv=(), started_at=datetime.now(timezone.utc), duration_s=0.0,
+                       exit_status=None, status=status, output="", reason=reason, target=task.target.label())
+
+
+def diagnose_live(result: LiveResult, engine: object, *, now: datetime | None = None):
+    """Diagnose a live collection with the same readers and engine as a bundle on disk."""
+    from doctor.engine import diagnose
+    from doctor.readers import read_documents
+
+    read = read_documents(result.documents(), engine.rulebook.signatures)  # type: ignore[attr-defined]
+    diagnosis = diagnose(read.facts, engine.rulebook, engine.registry,  # type: ignore[attr-defined]
+                         result.observations, now=now)
+    diagnosis.inputs = list(read.inputs)
+    return diagnosis
+
+
+def statuses(observations: Iterable[Observation]) -> dict[str, int]:
+    """Count observations per status, for a summary line."""
+    counts: dict[str, int] = {}
+    for observation in observations:
+        counts[observation.status.value] = counts.get(observation.status.value, 0) + 1
+    return counts

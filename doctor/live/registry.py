@@ -1,0 +1,113 @@
+"""The registry of live probes: what each probe reads, what it needs and which causes it serves.
+
+A probe is a documented unit registered explicitly by `register(registry)`
+in its module. Its `ProbeSpec` states the programs that must be on PATH,
+the RBAC permissions it uses (checked with `kubectl auth can-i` before it
+runs), its scope (the cluster, one namespace or one pod) and the symptom and
+cause ids of the rule graph it gathers evidence for. The planner uses those
+ids to fetch only what the candidate causes of the engineer's symptom need.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Callable, Literal
+
+from doctor.model import Observation
+
+if TYPE_CHECKING:
+    from doctor.live.context import ProbeContext
+
+Scope = Literal["cluster", "namespace", "pod"]
+
+
+@dataclass(frozen=True)
+class Permission:
+    """One RBAC permission, as `kubectl auth can-i VERB RESOURCE[/SUBRESOURCE]` asks it."""
+
+    verb: str
+    resource: str
+    subresource: str = ""
+    group: str = ""
+
+    def resource_argument(self) -> str:
+        """Return RESOURCE[.GROUP][/SUBRESOURCE], the form `kubectl auth can-i` takes."""
+        name = f"{self.resource}.{self.group}" if self.group else self.resource
+        return f"{name}/{self.subresource}" if self.subresource else name
+
+
+@dataclass(frozen=True)
+class Target:
+    """What one probe run reads: a namespace, and a pod and container for pod probes."""
+
+    namespace: str = ""
+    pod: str = ""
+    container: str = ""
+    # The app container next to the sidecar, for probes that join its network namespace.
+    app_container: str = ""
+
+    def label(self) -> str:
+        parts = [part for part in (self.namespace, self.pod) if part]
+        return "/".join(parts) or "cluster"
+
+
+ProbeFunction = Callable[["ProbeContext", Target], Observation]
+
+
+@dataclass(frozen=True)
+class ProbeSpec:
+    """A registered probe: its id, summary, function, prerequisites and the ids it gathers evidence for.
+
+    An empty `evidence_for` means the probe serves every symptom (pods and
+    events, access logs). `intrusive` probes change the cluster (a debug
+    container) and run only after the engineer confirms.
+    """
+
+    id: str
+    summary: str
+    function: ProbeFunction
+    scope: Scope
+    programs: tuple[str, ...] = ()
+    permissions: tuple[Permission, ...] = ()
+    evidence_for: tuple[str, ...] = ()
+    intrusive: bool = False
+    # Seconds the probe may take when it needs more than the per-probe timeout (a capture).
+    timeout_s: float | None = None
+
+
+@dataclass
+class ProbeRegistry:
+    """Probes by id, in registration order."""
+
+    _specs: dict[str, ProbeSpec] = field(default_factory=dict)
+
+    def register(self, probe_id: str, function: ProbeFunction, summary: str, *, scope: Scope,
+                 programs: tuple[str, ...] = (), permissions: tuple[Permission, ...] = (),
+                 evidence_for: tuple[str, ...] = (), intrusive: bool = False,
+                 timeout_s: float | None = None) -> None:
+        """Add a probe; raises ValueError for a duplicate id or a missing summary."""
+        if probe_id in self._specs:
+            raise ValueError(f"probe {probe_id!r} is registered twice")
+        if not summary.strip():
+            raise ValueError(f"probe {probe_id!r} needs a summary that says what it reads")
+        self._specs[probe_id] = ProbeSpec(probe_id, summary, function, scope, tuple(programs),
+                                          tuple(permissions), tuple(evidence_for), intrusive, timeout_s)
+
+    def get(self, probe_id: str) -> ProbeSpec | None:
+        return self._specs.get(probe_id)
+
+    def specs(self) -> list[ProbeSpec]:
+        return list(self._specs.values())
+
+    def __contains__(self, probe_id: str) -> bool:
+        return probe_id in self._specs
+
+
+def default_probes() -> ProbeRegistry:
+    """Build the registry of every shipped live probe."""
+    from doctor.live import capture, clock, istioctl, kubeapi, kubectl
+
+    registry = ProbeRegistry()
+    for module in (kubeapi, kubectl, istioctl, clock, capture):
+        module.register(registry)
+    return registry
