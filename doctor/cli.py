@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Sequence
 
 from doctor import __version__
+from doctor.live.cli_options import add_live_arguments, live_diagnosis
 
 logger = logging.getLogger(__name__)
 
@@ -59,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     scan = commands.add_parser(
         "scan", help="diagnose evidence files, folders, bundles or .tar.gz archives")
-    scan.add_argument("paths", nargs="+", type=Path, metavar="PATH",
+    scan.add_argument("paths", nargs="*", type=Path, metavar="PATH",
                       help="evidence: files, folders, bundles or .tar.gz archives")
     scan.add_argument("--format", choices=FORMATS, default="text",
                       help="output format (default: text); json is the machine contract")
@@ -67,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="write the report to this file instead of stdout")
     scan.add_argument("--rules", type=Path, help="a folder of rule files to use instead of "
                       "the shipped ones")
+    add_live_arguments(scan)
 
     tui = commands.add_parser("tui", help="open the terminal UI on evidence (the default "
                               "command when only paths are given)")
@@ -128,7 +130,12 @@ def _scan(options: argparse.Namespace) -> int:
         print(f"mesh-doctor: invalid rules\n{error}", file=sys.stderr)
         return ExitCode.RULES_INVALID
 
-    diagnosis = scan_paths(options.paths, engine=engine)
+    if options.live or not options.paths:
+        diagnosis = live_diagnosis(options, engine)
+        if isinstance(diagnosis, int):
+            return diagnosis
+    else:
+        diagnosis = scan_paths(options.paths, engine=engine)
     renderer = {"text": render_text, "json": render_json, "md": render_markdown}[options.format]
     output = renderer(diagnosis)
 
