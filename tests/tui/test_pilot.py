@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import tarfile
 from pathlib import Path
 
 from textual.command import CommandPalette
@@ -354,3 +355,25 @@ async def test_finding_opens_at_top_narrow(app_factory):
 
         assert app.screen.query_one("#finding").scroll_y == 0
         assert app.screen.query_one("#evidence-for", DataTable).has_focus
+
+
+@run_pilot
+async def test_jump_into_bundle_tarball(app_factory, tmp_path):
+    bundle = tmp_path / "incident.tar.gz"
+    with tarfile.open(bundle, "w:gz") as packed:
+        packed.add(REPOSITORY / "examples/401-jwt-expired", arcname="401-jwt-expired")
+    app = app_factory(bundle)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for_scan(pilot)
+        await pilot.press("enter")
+        cited = app.screen.supporting[0]
+        assert cited.source.startswith(f"{bundle}:401-jwt-expired/")
+
+        await pilot.press("enter")
+        await settle(pilot)
+
+        view = app.screen.query_one(SourceView)
+        assert view.source == cited.source
+        assert view.target_number == cited.line
+        member = REPOSITORY / "examples" / cited.source.split(":", 1)[1]
+        assert view.line_count == len(member.read_text(encoding="utf-8").splitlines())
