@@ -18,6 +18,7 @@ from doctor.facts import FactSet
 from doctor.model import Evidence
 from doctor.parsers import accesslog, kube, resources, signatures
 from doctor.parsers.accesslog import AccessLogEntry
+from doctor.parsers.envoy_admin import EnvoyStat
 from doctor.parsers.kube import ContainerInfo, PodInfo, parse_memory_bytes
 from doctor.parsers.resources import ContainerUsage, MetricSample
 from doctor.parsers.signatures import SignatureMatch
@@ -314,7 +315,8 @@ def proxy_memory_limit_low(facts: FactSet, args: Mapping[str, Any]) -> CheckResu
 
 def outlier_ejection(facts: FactSet, args: Mapping[str, Any]) -> CheckResult:
     min_errors = int(args.get("min_errors", 1))
-    if not facts.has_kind(accesslog.KIND) and not facts.has_kind(resources.KIND_METRICS):
+    if not (facts.has_kind(accesslog.KIND) or facts.has_kind(resources.KIND_METRICS)
+            or facts.of(EnvoyStat)):
         return unknown(f"neither an access log nor Envoy stats were read; {COLLECT_ACCESS_LOG}, or "
                        "`kubectl exec CLIENT_POD -c istio-proxy -- pilot-agent request GET stats/prometheus`")
     evidence = []
@@ -347,6 +349,13 @@ def outlier_ejection(facts: FactSet, args: Mapping[str, Any]) -> CheckResult:
                 "outlier_detection_ejections_enforced_total" in sample.name and sample.value > 0):
             count += 1
             evidence.append(Evidence(sample.source, sample.line, sample.text,
+                                     note="Envoy ejected hosts through outlier detection"))
+    # The admin /stats text names the same counters with dots.
+    for stat in facts.of(EnvoyStat):
+        if stat.value > 0 and stat.name.endswith((".outlier_detection.ejections_active",
+                                                  ".outlier_detection.ejections_enforced_total")):
+            count += 1
+            evidence.append(Evidence(stat.source, stat.line, stat.text,
                                      note="Envoy ejected hosts through outlier detection"))
 
     if evidence:
