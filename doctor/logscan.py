@@ -1,0 +1,518 @@
+"""Fast scanning of Envoy access-log text into grouped counts and failing rows.
+
+A chunk of complete lines is split into an Arrow array, and RE2 (through
+pyarrow.compute) checks every line against two strict patterns: Istio's TEXT
+format and the compact, key-sorted JSON object that Envoy's typed
+`json_format` writes for Istio's JSON format. A line that fits one of them has
+exactly one reading, the same one that the tolerant parser in
+`doctor.parsers.accesslog` gives it, so its fields are cut out column-wise
+and counted with an Arrow group-by. Every other line (Envoy's default format,
+JSON in another key order or pretty-printed, escapes, prefixes, malformed
+lines) goes through the tolerant parser itself. The strict patterns accept a
+subset of what the tolerant parser accepts: unquoted fields exclude every
+character that Python's `\\s` matches and the quote, quoted fields exclude
+the quote and every character that `str.splitlines` breaks on, and JSON
+strings exclude backslashes and control characters.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from functools import lru_cache
+from typing import Iterator, Sequence
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from doctor.model import ParseProblem
+from doctor.parsers import accesslog
+from doctor.parsers.accesslog import AccessLogEntry
+
+logger = logging.getLogger(__name__)
+
+# Characters Python's `\s` matches in a str pattern, and those `str.splitlines` breaks on.
+_WHITESPACE = (r"\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\x{1680}\x{2000}-\x{200a}"
+               r"\x{2028}\x{2029}\x{202f}\x{205f}\x{3000}")
+_LINE_BREAKS = r"\n\r\x0b\x0c\x1c-\x1e\x85\x{2028}\x{2029}"
+_TOKEN = f'[^{_WHITESPACE}"]+'
+_QUOTED = f'"[^{_LINE_BREAKS}"]*"'
+_QUOTED_TOKEN = f'"[^{_WHITESPACE}"]*"'
+_TIME = r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-5][0-9](?:\.[0-9]{1,9})?Z"
+
+# Istio's TEXT format (before and since 1.24), field by field. The authority and
+# the upstream host have no spaces here, so on a line that fits, splitting at
+# spaces from either end finds every field the summary needs.
+TEXT_PATTERN = (
+    rf'^\[{_TIME}\] "{_TOKEN} {_TOKEN} {_TOKEN}" [0-9]+ {_TOKEN} {_TOKEN} {_TOKEN} {_QUOTED} '
+    rf"{_TOKEN} {_TOKEN} {_TOKEN} {_TOKEN} {_QUOTED} {_QUOTED} {_QUOTED} {_QUOTED_TOKEN} "
+    rf"{_QUOTED_TOKEN} {_TOKEN} {_TOKEN} {_TOKEN} {_TOKEN} {_TOKEN} {_TOKEN}$"
+)
+
+_JSON_STRING = r'"[^"\\\x00-\x1f]*"'
+_JSON_VALUE = rf"(?:{_JSON_STRING}|-?(?:0|[1-9][0-9]*)|null)"
+# The keys of Istio's JSON format in the sorted order Envoy's `json_format` writes them.
+_JSON_KEYS = (
+    "authority", "bytes_received", "bytes_sent", "connection_termination_details",
+    "downstream_local_address", "downstream_remote_address", "duration", "method", "path",
+    "protocol", "request_id", "requested_server_name", "response_code",
+    "response_code_details", "response_flags", "route_name", "start_time",
+    "upstream_cluster", "upstream_host", "upstream_local_address", "upstream_service_time",
+    "upstream_transport_failure_reason", "user_agent", "x_forwarded_for",
+)
+JSON_PATTERN = "^\\{" + ",".join(
+    f'"{key}":"{_TIME}"' if key == "start_time" else f'"{key}":{_JSON_VALUE}'
+    for key in _JSON_KEYS) + "\\}$"
+_JSON_AUTHORITY = rf'^\{{"authority":(?P<authority>{_JSON_VALUE}),'
+_JSON_BODY = (
+    rf'"downstream_remote_address":(?P<remote>{_JSON_VALUE}),"duration":{_JSON_VALUE},'
+    rf'"method":{_JSON_VALUE},"path":(?P<path>{_JSON_VALUE}),'
+)
+_JSON_STATUS = (
+    rf'"response_code":(?P<code>{_JSON_VALUE}),"response_code_details":(?P<details>{_JSON_VALUE}),'
+    rf'"response_flags":(?P<flags>{_JSON_VALUE}),"route_name":(?P<route>{_JSON_VALUE}),'
+    rf'"start_time":"(?P<second>[^"]{{19}})[^"]*","upstream_cluster":(?P<cluster>{_JSON_VALUE}),'
+    rf'"upstream_host":(?P<host>{_JSON_VALUE}),'
+)
+
+# Columns of a group key, in order.
+KEY_FIELDS = ("minute", "response_code", "response_flags", "response_code_details",
+              "upstream_cluster", "route_name", "authority")
+_KEY_COLUMNS = ("minute", "code", "flags", "details", "cluster", "route", "authority")
+
+_NO_FLAGS = pa.array(["-", '"-"', '""', "null"], pa.string())
+
+# A pretty-printed JSON object longer than this is not read as one entry (as in the parser).
+MAX_BLOCK_LINES = 400
+
+
+@dataclass(frozen=True)
+class Row:
+    """The fields of one access-log entry that the summary uses.
+
+    `second` is the start time in UTC as `YYYY-MM-DDTHH:MM:SS`, or None when
+    the entry has no valid start time; `minute` is its first 16 characters.
+    """
+
+    source: str
+    line: int
+    second: str | None
+    response_code: int | None
+    response_flags: tuple[str, ...]
+    response_code_details: str | None
+    upstream_cluster: str | None
+    route_name: str | None
+    authority: str | None
+    path: str | None
+    downstream_remote_address: str | None
+    upstream_host: str | None
+
+    @property
+    def minute(self) -> str | None:
+        return None if self.second is None else self.second[:16]
+
+    @property
+    def key(self) -> tuple:
+        return (self.minute, self.response_code, self.response_flags, self.response_code_details,
+                self.upstream_cluster, self.route_name, self.authority)
+
+    @property
+    def failed(self) -> bool:
+        return is_failure(self.response_code, self.response_flags)
+
+
+def is_failure(code: int | None, flags: tuple[str, ...]) -> bool:
+    """Return True for an entry without a response, with a 4xx or 5xx code, or with a response flag."""
+    return code is None or code == 0 or code >= 400 or bool(flags)
+
+
+def row_from_entry(entry: AccessLogEntry) -> Row:
+    """Reduce an entry of the tolerant parser to the fields the summary uses."""
+    return Row(
+        source=entry.source,
+        line=entry.line,
+        second=second_of(entry.timestamp),
+        response_code=entry.response_code,
+        response_flags=entry.response_flags,
+        response_code_details=entry.response_code_details,
+        upstream_cluster=entry.upstream_cluster,
+        route_name=entry.route_name,
+        authority=entry.authority,
+        path=entry.path,
+        downstream_remote_address=entry.downstream_remote_address,
+        upstream_host=entry.upstream_host,
+    )
+
+
+def second_of(moment: datetime | None) -> str | None:
+    """Return `YYYY-MM-DDTHH:MM:SS` in UTC; a time without a zone is taken as UTC."""
+    if moment is None:
+        return None
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S")
+
+
+@lru_cache(maxsize=65536)
+def valid_second(second: str) -> str | None:
+    """Return `second` when it names a real time, else None (as the parser's timestamp would be)."""
+    try:
+        datetime.fromisoformat(second)
+    except ValueError:
+        return None
+    return second
+
+
+@dataclass
+class Batch:
+    """What one chunk of lines contributed: grouped counts, failing rows and problems."""
+
+    lines: int = 0
+    entries: int = 0
+    outside_window: int = 0
+    counts: dict[tuple, int] = field(default_factory=dict)
+    failures: list[Row] = field(default_factory=list)
+    problems: list[ParseProblem] = field(default_factory=list)
+
+    def add_row(self, row: Row, window: tuple[str | None, str | None]) -> None:
+        if not _inside(row.second, window):
+            self.outside_window += 1
+            return
+        self.entries += 1
+        key = row.key
+        self.counts[key] = self.counts.get(key, 0) + 1
+        if row.failed:
+            self.failures.append(row)
+
+
+def _inside(second: str | None, window: tuple[str | None, str | None]) -> bool:
+    start, end = window
+    if start is None and end is None:
+        return True
+    if second is None:
+        return False
+    return (start is None or second >= start) and (end is None or second < end)
+
+
+def scan_chunk(source: str, first_line: int, lines: Sequence[str], final: bool,
+               window: tuple[str | None, str | None] = (None, None)) -> tuple[Batch, int]:
+    """Scan complete lines; return the batch and how many lines were consumed.
+
+    Lines at the end that may start a pretty-printed JSON object still open
+    are not consumed unless `final` is True, so the caller passes them again
+    with the next chunk. `first_line` is the 1-based number of `lines[0]`.
+    """
+    batch = Batch()
+    if not lines:
+        return batch, 0
+    array = pa.array(lines, pa.string())
+    return _scan_array(source, first_line, array, lines, final, window, batch)
+
+
+def scan_text(source: str, first_line: int, text: str, final: bool,
+              window: tuple[str | None, str | None] = (None, None)) -> tuple[Batch, int]:
+    """Scan `text` (complete lines separated by `\\n`, no final newline) like `scan_chunk`."""
+    batch = Batch()
+    array = pc.split_pattern(pa.array([text], pa.large_string()), "\n").flatten()
+    return _scan_array(source, first_line, array, None, final, window, batch)
+
+
+def _scan_array(source: str, first_line: int, array: pa.Array, lines: Sequence[str] | None,
+                final: bool, window: tuple[str | None, str | None],
+                batch: Batch) -> tuple[Batch, int]:
+    count = len(array)
+    text_ok, json_ok = _classify(array)
+    fast = pc.or_(text_ok, json_ok)
+    slow_indices = pc.indices_nonzero(pc.invert(fast)).to_pylist()
+
+    consumed = count
+    if slow_indices:
+        if lines is None:
+            lines = array.to_pylist() if len(slow_indices) * 4 > count else None
+        slow_lines = (lines if lines is not None
+                      else _Lines(array))
+        consumed = _scan_slow(source, first_line, slow_lines, count, slow_indices, final,
+                              window, batch)
+    if consumed < count:
+        keep = pc.less(_row_numbers(count), consumed)
+        text_ok = pc.and_(text_ok, keep)
+        json_ok = pc.and_(json_ok, keep)
+
+    if pc.any(text_ok).as_py():
+        _count_fast(source, first_line, array, text_ok, _text_columns, _text_value, window, batch)
+    if pc.any(json_ok).as_py():
+        _count_fast(source, first_line, array, json_ok, _json_columns, _json_value, window, batch)
+    batch.lines = consumed
+    return batch, consumed
+
+
+def _classify(array: pa.Array) -> tuple[pa.Array, pa.Array]:
+    """Return which lines fit the TEXT pattern and which fit the JSON pattern.
+
+    The pattern that fits the first line is tried first, and the other one only
+    on the lines it rejected, because a log file rarely mixes the two.
+    """
+    count = len(array)
+    none = pa.array([False] * count, pa.bool_())
+    first = array[0].as_py() or ""
+    order = (JSON_PATTERN, TEXT_PATTERN) if first.startswith("{") else (TEXT_PATTERN, JSON_PATTERN)
+    primary = pc.match_substring_regex(array, order[0])
+    secondary = none
+    if not pc.all(primary).as_py():
+        secondary = pc.and_(pc.invert(primary), pc.match_substring_regex(array, order[1]))
+    if order[0] is TEXT_PATTERN:
+        return primary, secondary
+    return secondary, primary
+
+
+class _Lines:
+    """Index access to single lines of an Arrow array, for the few lines the tolerant parser reads."""
+
+    def __init__(self, array: pa.Array) -> None:
+        self._array = array
+
+    def __len__(self) -> int:
+        return len(self._array)
+
+    def __getitem__(self, index: int) -> str:
+        return self._array[index].as_py()
+
+
+def _row_numbers(count: int) -> pa.Array:
+    return pa.array(range(count), pa.int64())
+
+
+def _text_columns(rows: pa.Array) -> dict[str, pa.Array]:
+    # `[time] "METHOD PATH PROTOCOL" CODE FLAGS DETAILS rest...`
+    head = pc.split_pattern(rows, " ", max_splits=7)
+    # `...rest "AUTHORITY" "HOST" CLUSTER UPSTREAM_LOCAL DOWNSTREAM_LOCAL REMOTE SNI ROUTE`
+    tail = pc.split_pattern(rows, " ", max_splits=8, reverse=True)
+    return {
+        "second": pc.utf8_slice_codeunits(rows, 1, 20),
+        "path": pc.list_element(head, 2), "code": pc.list_element(head, 4),
+        "flags": pc.list_element(head, 5), "details": pc.list_element(head, 6),
+        "authority": pc.utf8_slice_codeunits(pc.list_element(tail, 1), 1, -1),
+        "host": pc.utf8_slice_codeunits(pc.list_element(tail, 2), 1, -1),
+        "cluster": pc.list_element(tail, 3), "remote": pc.list_element(tail, 6),
+        "route": pc.list_element(tail, 8),
+    }
+
+
+def _json_columns(rows: pa.Array) -> dict[str, pa.Array]:
+    head = pc.extract_regex(rows, _JSON_AUTHORITY)
+    body = pc.extract_regex(rows, _JSON_BODY)
+    status = pc.extract_regex(rows, _JSON_STATUS)
+    return {
+        "second": status.field("second"), "path": body.field("path"),
+        "code": status.field("code"), "flags": status.field("flags"),
+        "details": status.field("details"), "authority": head.field("authority"),
+        "host": status.field("host"), "cluster": status.field("cluster"),
+        "remote": body.field("remote"), "route": status.field("route"),
+    }
+
+
+def _count_fast(source: str, first_line: int, array: pa.Array, mask: pa.Array, columns_of,
+                value_of, window: tuple[str | None, str | None], batch: Batch) -> None:
+    """Count the lines selected by `mask` with an Arrow group-by; keep their failing rows."""
+    rows = pc.filter(array, mask)
+    columns = columns_of(rows)
+    second = columns["second"]
+
+    start, end = window
+    if start is not None or end is not None:
+        inside = pa.array([True] * len(rows), pa.bool_())
+        if start is not None:
+            inside = pc.and_(inside, pc.greater_equal(second, start))
+        if end is not None:
+            inside = pc.and_(inside, pc.less(second, end))
+        batch.outside_window += len(rows) - pc.sum(inside).as_py()
+        rows_numbers = pc.filter(pc.indices_nonzero(mask), inside)
+        columns = {name: pc.filter(column, inside) for name, column in columns.items()}
+        second = columns["second"]
+    else:
+        rows_numbers = pc.indices_nonzero(mask)
+
+    minute = pc.utf8_slice_codeunits(second, 0, 16)
+    table = pa.table({"minute": minute, "second": second,
+                      **{name: columns[name] for name in _KEY_COLUMNS[1:]}})
+    grouped = table.group_by(list(_KEY_COLUMNS)).aggregate([([], "count_all")])
+    keys = [grouped.column(name).to_pylist() for name in _KEY_COLUMNS]
+    totals = grouped.column("count_all").to_pylist()
+    for index, total in enumerate(totals):
+        raw = tuple(column[index] for column in keys)
+        key = _normal_key(raw, value_of)
+        if window != (None, None) and key[0] is None:
+            batch.outside_window += total
+            continue
+        batch.entries += total
+        batch.counts[key] = batch.counts.get(key, 0) + total
+
+    # A superset of the failing rows: anything but a 1xx-3xx code without flags.
+    # The rows it selects are checked again one by one.
+    succeeded = pc.and_(pc.match_substring_regex(columns["code"], r'^"?[1-3][0-9][0-9]"?$'),
+                        pc.is_in(columns["flags"], _NO_FLAGS))
+    failing = pc.fill_null(pc.invert(succeeded), True)
+    if not pc.any(failing).as_py():
+        return
+    numbers = pc.filter(rows_numbers, failing).to_pylist()
+    picked = {name: pc.filter(columns[name], failing).to_pylist()
+              for name in ("second", "code", "flags", "details", "cluster", "route", "authority",
+                           "path", "remote", "host")}
+    for position, number in enumerate(numbers):
+        row = _row(source, first_line + number, {name: values[position]
+                                                for name, values in picked.items()}, value_of)
+        if window != (None, None) and row.second is None:
+            continue
+        if row.failed:
+            batch.failures.append(row)
+
+
+def _row(source: str, line: int, raw: dict[str, str | None], value_of) -> Row:
+    code = value_of(raw["code"])
+    return Row(
+        source=source,
+        line=line,
+        second=_minute_checked(raw["second"]),
+        response_code=accesslog._int(code),
+        response_flags=accesslog._flags(value_of(raw["flags"])),
+        response_code_details=value_of(raw["details"]),
+        upstream_cluster=accesslog._cluster(value_of(raw["cluster"])),
+        route_name=value_of(raw["route"]),
+        authority=value_of(raw["authority"]),
+        path=value_of(raw["path"]),
+        downstream_remote_address=value_of(raw["remote"]),
+        upstream_host=value_of(raw["host"]),
+    )
+
+
+@lru_cache(maxsize=4096)
+def _normal_key(raw: Sequence[str | None], value_of) -> tuple:
+    minute, code, flags, details, cluster, route, authority = raw
+    valid = None if minute is None else valid_second(minute + ":00")
+    return (
+        None if valid is None else minute,
+        accesslog._int(value_of(code)),
+        accesslog._flags(value_of(flags)),
+        value_of(details),
+        accesslog._cluster(value_of(cluster)),
+        value_of(route),
+        value_of(authority),
+    )
+
+
+def _minute_checked(second: str | None) -> str | None:
+    return None if second is None else valid_second(second)
+
+
+def _text_value(token: str | None) -> str | None:
+    return accesslog._dash(token)
+
+
+@lru_cache(maxsize=65536)
+def _json_value(token: str | None) -> str | None:
+    """Return the parser's string value of a JSON token the strict pattern accepted."""
+    if token is None or token == "null":
+        return None
+    if token.startswith('"'):
+        return accesslog._dash(token[1:-1])
+    return str(int(token))
+
+
+def _scan_slow(source: str, first_line: int, lines: Sequence[str], count: int,
+               indices: list[int], final: bool, window: tuple[str | None, str | None],
+               batch: Batch) -> int:
+    """Read the lines the strict patterns rejected with the tolerant parser.
+
+    Mirrors `accesslog.parse`: a line starting with `{` may open a
+    pretty-printed object that takes the following lines. Returns the index of
+    the first line left for the next chunk.
+    """
+    stop = count if final else max(0, count - MAX_BLOCK_LINES)
+    pending = iter(indices)
+    index = next(pending, None)
+    while index is not None:
+        line = lines[index]
+        stripped = line.strip()
+        if not final and index >= stop and stripped.startswith("{"):
+            return index
+        number = first_line + index
+        if not stripped:
+            index = next(pending, None)
+            continue
+
+        if stripped.startswith("{"):
+            consumed, item = accesslog._read_json(source, _Window(lines, count), index)
+            item = _renumber(item, first_line)
+            if isinstance(item, AccessLogEntry):
+                batch.add_row(row_from_entry(item), window)
+            else:
+                batch.problems.append(item)
+                for offset in range(1, consumed):
+                    if lines[index + offset].strip():
+                        batch.problems.append(ParseProblem(
+                            source, number + offset,
+                            f"part of the JSON object that starts on line {number}"))
+            following = index + consumed
+            index = next(pending, None)
+            while index is not None and index < following:
+                index = next(pending, None)
+            continue
+
+        entry = accesslog._from_text(source, number, line.rstrip("\r\n"))
+        if entry is not None:
+            batch.add_row(row_from_entry(entry), window)
+        else:
+            batch.problems.append(ParseProblem(source, number, accesslog._text_problem(stripped)))
+        index = next(pending, None)
+    return count
+
+
+class _Window:
+    """A read-only list view of the first `count` lines, as `_read_json` expects."""
+
+    def __init__(self, lines: Sequence[str], count: int) -> None:
+        self._lines = lines
+        self._count = count
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __getitem__(self, index: int) -> str:
+        return self._lines[index]
+
+
+def _renumber(item: AccessLogEntry | ParseProblem, first_line: int) -> AccessLogEntry | ParseProblem:
+    """Turn the 1-based index within the chunk into the line number in the file."""
+    offset = first_line - 1
+    if isinstance(item, ParseProblem):
+        return ParseProblem(item.source, (item.line or 0) + offset, item.message)
+    end = None if item.end_line is None else item.end_line + offset
+    return _replace_lines(item, item.line + offset, end)
+
+
+def _replace_lines(entry: AccessLogEntry, line: int, end_line: int | None) -> AccessLogEntry:
+    from dataclasses import replace
+
+    return replace(entry, line=line, end_line=end_line)
+
+
+def iter_rows(batch_lines: Sequence[str], source: str = "<lines>") -> Iterator[Row | None]:
+    """Yield the row the fast path reads from each line, or None when it leaves the line to the parser.
+
+    Used to compare the fast path with the tolerant parser line by line.
+    """
+    array = pa.array(list(batch_lines), pa.string())
+    text_mask, json_mask = _classify(array)
+    text_ok = text_mask.to_pylist()
+    json_ok = json_mask.to_pylist()
+    for index, line in enumerate(batch_lines):
+        if not (text_ok[index] or json_ok[index]):
+            yield None
+            continue
+        single = pa.array([line], pa.string())
+        columns_of, value_of = ((_text_columns, _text_value) if text_ok[index]
+                                else (_json_columns, _json_value))
+        columns = columns_of(single)
+        raw = {name: column[0].as_py() for name, column in columns.items()}
+        yield _row(source, index + 1, raw, value_of)

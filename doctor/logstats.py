@@ -1,0 +1,630 @@
+"""Streaming summary of Envoy access-log files, plain or gzip, in a time window.
+
+Owns the reading of whole access-log files in bounded chunks, the seek to a
+time window by binary search on byte offsets, and the summary the `logs`
+command, the engine and the UI show: per-minute counts by response code,
+flags, details, upstream cluster, route and authority; failure kinds with
+their first and last occurrence; top failing paths, callers and upstream
+hosts; the error-rate series; and the malformed lines with their location.
+Memory depends on the chunk size and on how many distinct values the logs
+hold, not on how many lines they have.
+"""
+
+from __future__ import annotations
+
+import gzip
+import logging
+import re
+from collections import Counter
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, BinaryIO, Iterable, Iterator, Sequence
+
+from doctor.logscan import KEY_FIELDS, Batch, Row, is_failure, scan_text, second_of
+from doctor.model import ParseProblem
+from doctor.parsers import accesslog
+
+logger = logging.getLogger(__name__)
+
+CHUNK_BYTES = 4 * 1024 * 1024
+# Envoy writes an entry when the request ends, but logs its start time, so the
+# file is in time order only up to the longest request. The seek starts this
+# much before the window and stops this much after it.
+SEEK_SLACK = timedelta(minutes=2)
+# Below this many bytes between the binary-search bounds the file is read.
+_SEEK_GRANULARITY = 64 * 1024
+_PROBE_BYTES = 64 * 1024
+TOP_COUNT = 10
+# Distinct paths, callers or hosts kept exactly before the rarest are dropped.
+TRACKED_VALUES = 5000
+PROBLEMS_KEPT = 200
+_THREADS = 2
+_IN_FLIGHT = 4
+
+_TEXT_TIME = re.compile(r'\[(\d{4}-\d\d-\d\d[T ][^\]]+)\] "')
+_JSON_TIME = re.compile(r'"start_time"\s*:\s*"([^"]+)"')
+_DURATION = re.compile(r"^(\d+)([smhd])$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+
+
+class LogInputError(ValueError):
+    """An option of the log analysis is invalid; the message names the value and the fix."""
+
+
+def parse_duration(text: str) -> timedelta:
+    """Read `90s`, `15m`, `2h` or `1d`."""
+    match = _DURATION.match(text.strip())
+    if match is None:
+        raise LogInputError(f"invalid duration {text!r}: write a number and a unit, "
+                            "s, m, h or d (for example 15m)")
+    return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+
+
+def parse_time(text: str) -> datetime:
+    """Read an ISO 8601 time; a time without a zone is taken as UTC."""
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise LogInputError(f"invalid time {text!r}: use ISO 8601, for example "
+                            "2026-12-04T20:15:00Z") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc)
+
+
+@dataclass(frozen=True)
+class Occurrence:
+    """Where an entry is: the file (with the byte offset reading began at) and the line."""
+
+    source: str
+    line: int
+    second: str | None
+
+
+@dataclass
+class FailureKind:
+    """Entries with one response code, set of flags and details."""
+
+    response_code: int | None
+    response_flags: tuple[str, ...]
+    response_code_details: str | None
+    count: int
+    first: Occurrence
+    last: Occurrence
+
+
+@dataclass
+class FileReport:
+    """How one file was read."""
+
+    path: str
+    size: int
+    compressed: bool
+    method: str  # "binary-search" or "full-read"
+    bytes_read: int = 0
+    start_offset: int = 0
+    lines: int = 0
+    entries: int = 0
+    malformed: int = 0
+    note: str | None = None
+
+
+@dataclass
+class TopValues:
+    """Counts of values kept to a bounded number of distinct values.
+
+    When more than `capacity` distinct values arrive, the rarest half is
+    dropped; the counts left are then lower bounds and `approximate` is set.
+    """
+
+    capacity: int = TRACKED_VALUES
+    counts: Counter = field(default_factory=Counter)
+    approximate: bool = False
+
+    def add(self, value: str | None) -> None:
+        if value is None:
+            return
+        self.counts[value] += 1
+        if len(self.counts) > 2 * self.capacity:
+            self.counts = Counter(dict(self.counts.most_common(self.capacity)))
+            self.approximate = True
+
+    def top(self, count: int = TOP_COUNT) -> list[tuple[str, int]]:
+        return self.counts.most_common(count)
+
+
+@dataclass
+class LogSummary:
+    """The summary of access-log files in a time window."""
+
+    files: list[FileReport] = field(default_factory=list)
+    window_start: str | None = None
+    window_end: str | None = None
+    entries: int = 0
+    failures: int = 0
+    outside_window: int = 0
+    counts: Counter = field(default_factory=Counter)
+    kinds: dict[tuple, FailureKind] = field(default_factory=dict)
+    failing_paths: TopValues = field(default_factory=TopValues)
+    failing_callers: TopValues = field(default_factory=TopValues)
+    failing_upstream_hosts: TopValues = field(default_factory=TopValues)
+    malformed: int = 0
+    problems: list[ParseProblem] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def totals(self, dimension: str) -> Counter:
+        """Return the count of entries by one of KEY_FIELDS (not "minute")."""
+        position = KEY_FIELDS.index(dimension)
+        result: Counter = Counter()
+        for key, count in self.counts.items():
+            result[key[position]] += count
+        return result
+
+    def per_minute(self, dimension: str) -> dict[str, Counter]:
+        """Return, for each minute, the count of entries by one of KEY_FIELDS."""
+        position = KEY_FIELDS.index(dimension)
+        result: dict[str, Counter] = {}
+        for key, count in self.counts.items():
+            if key[0] is not None:
+                result.setdefault(key[0], Counter())[key[position]] += count
+        return result
+
+    def minutes(self) -> list[str]:
+        """Return every minute from the first to the last entry, gaps included."""
+        present = sorted({key[0] for key in self.counts if key[0] is not None})
+        if not present:
+            return []
+        first = datetime.fromisoformat(present[0])
+        last = datetime.fromisoformat(present[-1])
+        steps = int((last - first).total_seconds() // 60)
+        return [(first + timedelta(minutes=step)).strftime("%Y-%m-%dT%H:%M")
+                for step in range(steps + 1)]
+
+    def error_rate(self) -> list[tuple[str, int, int]]:
+        """Return (minute, entries, failing entries) for every minute of the series."""
+        totals: Counter = Counter()
+        failing: Counter = Counter()
+        for key, count in self.counts.items():
+            if key[0] is None:
+                continue
+            totals[key[0]] += count
+            if is_failure(key[1], key[2]):
+                failing[key[0]] += count
+        return [(minute, totals[minute], failing[minute]) for minute in self.minutes()]
+
+    def failure_series(self) -> dict[str, list[int]]:
+        """Return, per failing response code ("0" for no response), its count in every minute."""
+        per_code: dict[str, Counter] = {}
+        for key, count in self.counts.items():
+            if key[0] is None or not is_failure(key[1], key[2]):
+                continue
+            label = str(key[1] or 0)
+            per_code.setdefault(label, Counter())[key[0]] += count
+        minutes = self.minutes()
+        return {label: [counter[minute] for minute in minutes]
+                for label, counter in sorted(per_code.items())}
+
+    def failure_kinds(self) -> list[FailureKind]:
+        return sorted(self.kinds.values(), key=lambda kind: -kind.count)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the summary as JSON-ready data (the `--format json` contract)."""
+        dimensions = KEY_FIELDS[1:]
+        series = self.error_rate()
+        failure_series = self.failure_series()
+        minutes = [minute for minute, _, _ in series]
+        per_minute = {dimension: self.per_minute(dimension) for dimension in dimensions}
+        return {
+            "window": {"start": self.window_start, "end": self.window_end},
+            "files": [vars(report) for report in self.files],
+            "entries": self.entries,
+            "failures": self.failures,
+            "outside_window": self.outside_window,
+            "totals": {dimension: _pairs(self.totals(dimension)) for dimension in dimensions},
+            "failure_kinds": [_kind_dict(kind) for kind in self.failure_kinds()],
+            "top_failing": {
+                name: {"values": [{"value": value, "count": count} for value, count in top.top()],
+                       "approximate": top.approximate}
+                for name, top in (("paths", self.failing_paths),
+                                  ("callers", self.failing_callers),
+                                  ("upstream_hosts", self.failing_upstream_hosts))
+            },
+            "per_minute": [
+                {"minute": minute, "entries": total, "failures": failing,
+                 "error_rate": round(failing / total, 4) if total else 0.0,
+                 "by_code": {label: values[index] for label, values in failure_series.items()
+                             if values[index]},
+                 **{dimension: _pairs(per_minute[dimension].get(minute, Counter()))
+                    for dimension in dimensions}}
+                for index, (minute, total, failing) in enumerate(series)
+            ],
+            "series": {"minutes": minutes, "entries": [total for _, total, _ in series],
+                       "failures": [failing for _, _, failing in series],
+                       "by_code": failure_series},
+            "malformed": {"count": self.malformed,
+                          "lines": [{"source": problem.source, "line": problem.line,
+                                     "message": problem.message} for problem in self.problems]},
+            "notes": self.notes,
+        }
+
+    def add_batch(self, batch: Batch) -> None:
+        self.entries += batch.entries
+        self.outside_window += batch.outside_window
+        for key, count in batch.counts.items():
+            self.counts[key] += count
+            if is_failure(key[1], key[2]):
+                self.failures += count
+        for row in batch.failures:
+            self._add_failure(row)
+        self.malformed += len(batch.problems)
+        room = PROBLEMS_KEPT - len(self.problems)
+        if room > 0:
+            self.problems.extend(batch.problems[:room])
+
+    def _add_failure(self, row: Row) -> None:
+        kind_key = (row.response_code, row.response_flags, row.response_code_details)
+        here = Occurrence(row.source, row.line, row.second)
+        kind = self.kinds.get(kind_key)
+        if kind is None:
+            self.kinds[kind_key] = FailureKind(*kind_key, 1, here, here)
+        else:
+            kind.count += 1
+            if _earlier(here, kind.first):
+                kind.first = here
+            if not _earlier(here, kind.last):
+                kind.last = here
+        self.failing_paths.add(row.path)
+        self.failing_callers.add(caller_of(row.downstream_remote_address))
+        self.failing_upstream_hosts.add(row.upstream_host)
+
+
+def _earlier(one: Occurrence, other: Occurrence) -> bool:
+    if one.second is None or other.second is None:
+        return False
+    return one.second < other.second
+
+
+def caller_of(address: str | None) -> str | None:
+    """Return the host of `host:port` (the caller's IP without its ephemeral port)."""
+    if address is None:
+        return None
+    host, colon, port = address.rpartition(":")
+    if colon and port.isdigit() and host:
+        return host
+    return address
+
+
+def _pairs(counter: Counter) -> list[dict[str, Any]]:
+    return [{"value": _jsonable(value), "count": count} for value, count in counter.most_common()]
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, tuple):
+        return ",".join(value) if value else None
+    return value
+
+
+def _kind_dict(kind: FailureKind) -> dict[str, Any]:
+    return {"response_code": kind.response_code,
+            "response_flags": ",".join(kind.response_flags) or None,
+            "response_code_details": kind.response_code_details,
+            "count": kind.count,
+            "first": vars(kind.first), "last": vars(kind.last)}
+
+
+def analyze_files(paths: Sequence[Path], since: timedelta | None = None,
+                  start: datetime | None = None, end: datetime | None = None) -> LogSummary:
+    """Summarize access-log files; `since` counts back from the newest entry in them.
+
+    A file that cannot be read is reported in the summary's notes and files,
+    never skipped silently.
+    """
+    summary = LogSummary()
+    if since is not None:
+        newest = _newest_second(paths, summary)
+        if newest is None:
+            summary.notes.append(f"--since {_format_delta(since)}: no entry with a start time "
+                                 "in the files, so the whole files are read")
+        else:
+            start = datetime.fromisoformat(newest).replace(tzinfo=timezone.utc) - since + \
+                timedelta(seconds=1)
+    window = (second_of(start), second_of(end))
+    summary.window_start, summary.window_end = window
+
+    for path in paths:
+        _analyze_file(Path(path), window, summary)
+    return summary
+
+
+def _format_delta(delta: timedelta) -> str:
+    return f"{int(delta.total_seconds())}s"
+
+
+def _analyze_file(path: Path, window: tuple[str | None, str | None], summary: LogSummary) -> None:
+    try:
+        size = path.stat().st_size
+        raw = path.open("rb")
+    except OSError as error:
+        summary.notes.append(f"{path}: cannot read: {error.strerror}")
+        summary.files.append(FileReport(str(path), 0, False, "unreadable",
+                                        note=f"cannot read: {error.strerror}"))
+        return
+
+    with raw:
+        counted = _CountingReader(raw)
+        compressed = counted.peek(2) == b"\x1f\x8b"
+        report = FileReport(str(path), size, compressed, "full-read")
+        start_offset, end_offset = 0, None
+        if window != (None, None):
+            if compressed:
+                report.note = "gzip cannot seek, so the whole file was read"
+            else:
+                start_offset, end_offset, report.note = _seek_window(counted, size, window)
+                report.method = "binary-search" if report.note is None else "full-read"
+        report.start_offset = start_offset
+        if report.note:
+            summary.notes.append(f"{path}: {report.note}")
+
+        handle: BinaryIO = gzip.GzipFile(fileobj=counted) if compressed else counted
+        counted.seek(start_offset)
+        source = str(path) if start_offset == 0 else f"{path} (from byte {start_offset})"
+        try:
+            _scan_stream(handle, source, end_offset, window, report, summary)
+        except (OSError, EOFError, gzip.BadGzipFile) as error:
+            report.note = f"reading stopped: {error}"
+            summary.notes.append(f"{path}: reading stopped after {report.lines} lines: {error}")
+        report.bytes_read = counted.bytes_read
+    summary.files.append(report)
+
+
+class _CountingReader:
+    """A binary file that counts the bytes read from it."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        self._raw = raw
+        self.bytes_read = 0
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._raw.read(size)
+        self.bytes_read += len(data)
+        return data
+
+    def readinto(self, buffer) -> int:
+        count = self._raw.readinto(buffer)
+        self.bytes_read += count or 0
+        return count
+
+    def peek(self, size: int) -> bytes:
+        position = self._raw.tell()
+        data = self._raw.read(size)
+        self._raw.seek(position)
+        return data
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self._raw.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._raw.tell()
+
+    def readable(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        self._raw.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._raw.closed
+
+
+def _scan_stream(handle: BinaryIO, source: str, end_offset: int | None,
+                 window: tuple[str | None, str | None], report: FileReport,
+                 summary: LogSummary) -> None:
+    """Scan chunks on worker threads (Arrow releases the GIL) and add them in file order."""
+    chunks = _text_chunks(handle, end_offset)
+    with ThreadPoolExecutor(_THREADS) as pool:
+        queue: list[tuple[str, int, int, bool, Future]] = []
+        first_line = 1
+        carry = ""
+        exhausted = False
+        while True:
+            while not exhausted and len(queue) < _IN_FLIGHT:
+                item = next(chunks, None)
+                if item is None:
+                    exhausted = True
+                    break
+                text, lines, final = item
+                queue.append((text, first_line, lines, final, pool.submit(
+                    scan_text, source, first_line, text, final, window)))
+                first_line += lines
+            if not queue:
+                break
+
+            text, chunk_first, total, final, future = queue.pop(0)
+            if carry:
+                # The previous chunk left lines of an open JSON object: rescan this
+                # chunk with them in front, and renumber the chunks after it.
+                future.cancel()
+                text = carry + "\n" + text
+                carried = carry.count("\n") + 1
+                chunk_first -= carried
+                total += carried
+                batch, consumed = scan_text(source, chunk_first, text, final, window)
+            else:
+                batch, consumed = future.result()
+            carry = ""
+            if consumed < total:
+                carry = text.split("\n", consumed)[-1]
+                batch.lines = consumed
+            report.lines += batch.lines
+            report.entries += batch.entries
+            report.malformed += len(batch.problems)
+            summary.add_batch(batch)
+        if carry:
+            batch, _ = scan_text(source, first_line - carry.count("\n") - 1, carry, True, window)
+            report.lines += batch.lines
+            report.entries += batch.entries
+            report.malformed += len(batch.problems)
+            summary.add_batch(batch)
+
+
+def _text_chunks(handle: BinaryIO, end_offset: int | None) -> Iterator[tuple[str, int, bool]]:
+    """Yield (text of complete lines, number of lines, is the last chunk) from `handle`."""
+    pending = b""
+    remaining = None if end_offset is None else end_offset - handle.tell()
+    while True:
+        size = CHUNK_BYTES if remaining is None else min(CHUNK_BYTES, remaining)
+        data = handle.read(size) if size > 0 else b""
+        if remaining is not None:
+            remaining -= len(data)
+        if not data:
+            if pending:
+                text = _decode(pending)
+                yield text, text.count("\n") + 1, True
+            return
+        data = pending + data
+        cut = data.rfind(b"\n")
+        if cut < 0:
+            pending = data
+            continue
+        pending = data[cut + 1:]
+        text = _decode(data[:cut])
+        yield text, text.count("\n") + 1, False
+
+
+def _decode(data: bytes) -> str:
+    # NOTE: undecodable bytes are replaced, as the document reader does; the
+    # lines holding them are read but no problem is reported for them.
+    return data.decode("utf-8", errors="replace")
+
+
+def _seek_window(handle: _CountingReader, size: int,
+                 window: tuple[str | None, str | None]) -> tuple[int, int | None, str | None]:
+    """Find the byte range of the window by binary search on the start times of lines.
+
+    Returns (start offset, end offset or None, None) or, when the file is not
+    in time order or has no start times to search on, (0, None, the reason).
+    """
+    probes: list[tuple[int, str]] = []
+    first = _probe(handle, 0, size)
+    if first is None:
+        return 0, None, "no start time near the beginning of the file, so the whole file was read"
+    probes.append(first)
+
+    start, end = window
+    start_offset = 0
+    if start is not None:
+        start_offset, _ = _search(handle, size, _shifted(start, -SEEK_SLACK), probes)
+    end_offset = None
+    if end is not None:
+        _, end_offset = _search(handle, size, _shifted(end, SEEK_SLACK), probes)
+        if end_offset >= size:
+            end_offset = None
+
+    probes.sort()
+    slack = SEEK_SLACK.total_seconds()
+    for (_, earlier), (_, later) in zip(probes, probes[1:]):
+        if _seconds_between(earlier, later) < -slack:
+            return 0, None, (f"start times are not in order ({later} after {earlier}), "
+                             "so the whole file was read")
+    return start_offset, end_offset, None
+
+
+def _search(handle: _CountingReader, size: int, target: str,
+            probes: list[tuple[int, str]]) -> tuple[int, int]:
+    """Bracket the first line whose start time is at or after `target`.
+
+    Returns two line-start offsets: the last probed line before `target` (or
+    0) and the first probed line at or after it (or the file size).
+    """
+    low, high = 0, size
+    high_line = size
+    while high - low > _SEEK_GRANULARITY:
+        middle = (low + high) // 2
+        probe = _probe(handle, middle, size)
+        if probe is None:
+            high = middle
+            continue
+        probes.append(probe)
+        offset, second = probe
+        if second < target:
+            low = offset
+        else:
+            high = middle
+            high_line = offset
+    return low, high_line
+
+
+def _probe(handle: _CountingReader, offset: int, size: int) -> tuple[int, str] | None:
+    """Return the offset and start time of the first entry starting at or after `offset`."""
+    handle.seek(offset)
+    data = handle.read(_PROBE_BYTES)
+    position = 0
+    if offset > 0:
+        newline = data.find(b"\n")
+        if newline < 0:
+            return None
+        position = newline + 1
+    while position < len(data):
+        newline = data.find(b"\n", position)
+        if newline < 0:
+            return None
+        line = data[position:newline].decode("utf-8", errors="replace")
+        second = _line_second(line)
+        if second is not None:
+            return offset + position, second
+        position = newline + 1
+    return None
+
+
+def _line_second(line: str) -> str | None:
+    match = _TEXT_TIME.search(line) or _JSON_TIME.search(line)
+    if match is None:
+        return None
+    return second_of(accesslog._timestamp(match.group(1)))
+
+
+def _shifted(second: str, delta: timedelta) -> str:
+    return (datetime.fromisoformat(second) + delta).strftime("%Y-%m-%dT%H:%M:%S")
+
+
+def _seconds_between(earlier: str, later: str) -> float:
+    return (datetime.fromisoformat(later) - datetime.fromisoformat(earlier)).total_seconds()
+
+
+def _newest_second(paths: Iterable[Path], summary: LogSummary) -> str | None:
+    """Return the newest start time at the end of the files (gzip files are read whole)."""
+    newest: str | None = None
+    for path in paths:
+        try:
+            with Path(path).open("rb") as raw:
+                compressed = raw.read(2) == b"\x1f\x8b"
+                raw.seek(0)
+                tail = _gzip_tail(raw) if compressed else _plain_tail(raw)
+        except (OSError, EOFError, gzip.BadGzipFile) as error:
+            summary.notes.append(f"{path}: cannot read its end: {error}")
+            continue
+        for line in reversed(tail.decode("utf-8", errors="replace").splitlines()):
+            second = _line_second(line)
+            if second is not None:
+                newest = second if newest is None or second > newest else newest
+                break
+    return newest
+
+
+def _plain_tail(raw: BinaryIO) -> bytes:
+    size = raw.seek(0, 2)
+    raw.seek(max(0, size - _PROBE_BYTES))
+    return raw.read()
+
+
+def _gzip_tail(raw: BinaryIO) -> bytes:
+    tail = b""
+    with gzip.GzipFile(fileobj=raw) as stream:
+        while True:
+            data = stream.read(CHUNK_BYTES)
+            if not data:
+                return tail
+            tail = (tail + data)[-_PROBE_BYTES:]
