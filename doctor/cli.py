@@ -45,6 +45,7 @@ FORMATS = ("text", "json", "md")
 # Subcommands defined in doctor/commands/, as (name, module, one-line help).
 EXTRA_COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("lab", "doctor.commands.lab", "run a real Envoy mesh on 127.0.0.1, inject faults and capture bundles"),
+    ("logs", "doctor.commands.logs", "summarize Envoy access logs (plain or gzip) in a time window"),
 )
 
 
