@@ -31,6 +31,7 @@ import json
 import logging
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 logger = logging.getLogger(__name__)
 
@@ -475,3 +476,14 @@ def _mask_yaml_child(line: str, info: _YamlLine, child_column: int) -> str:
     if line.strip() == MASK:
         return line
     return " " * info.start + MASK
+
+
+def redact_values(value: Any) -> Any:
+    """Return a copy of JSON-like data with `redact_text` applied to every string in it."""
+    if isinstance(value, str):
+        return redact_text(value)
+    if isinstance(value, dict):
+        return {key: redact_values(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [redact_values(item) for item in value]
+    return value

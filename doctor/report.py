@@ -7,11 +7,11 @@ because a report with unknowns must say so before it names a cause.
 from __future__ import annotations
 
 import json
-from typing import Any, Iterable
+from typing import Iterable
 
 from doctor.diagnosis import CauseStatus, Diagnosis
 from doctor.model import Evidence
-from doctor.redact import redact_text
+from doctor.redact import redact_text, redact_values
 
 MAX_FINDINGS_IN_TEXT = 8
 MAX_EVIDENCE_IN_TEXT = 6
@@ -20,17 +20,7 @@ ACTIVE = (CauseStatus.CONFIRMED, CauseStatus.LIKELY, CauseStatus.POSSIBLE)
 
 def render_json(diagnosis: Diagnosis) -> str:
     # Redact each string value, not the serialised text, so a mask can never break the JSON.
-    return json.dumps(_redact_values(diagnosis.to_dict()), indent=2, ensure_ascii=False) + "\n"
-
-
-def _redact_values(value: Any) -> Any:
-    if isinstance(value, str):
-        return redact_text(value)
-    if isinstance(value, dict):
-        return {key: _redact_values(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_redact_values(item) for item in value]
-    return value
+    return json.dumps(redact_values(diagnosis.to_dict()), indent=2, ensure_ascii=False) + "\n"
 
 
 def render_markdown(diagnosis: Diagnosis) -> str:

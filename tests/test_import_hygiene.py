@@ -16,6 +16,7 @@ CORE_MODULES = [
     "doctor.report",
     "doctor.scan",
     "doctor.checks.defaults",
+    "doctor.journal",
 ]
 FORBIDDEN = ["textual", "rich", "sh", "kubernetes"]
 
