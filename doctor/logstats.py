@@ -40,6 +40,7 @@ TOP_COUNT = 10
 # Distinct paths, callers or hosts kept exactly before the rarest are dropped.
 TRACKED_VALUES = 5000
 PROBLEMS_KEPT = 200
+MAX_FILLED_MINUTES = 7 * 24 * 60
 _THREADS = 2
 _IN_FLIGHT = 4
 
@@ -172,13 +173,19 @@ class LogSummary:
         return result
 
     def minutes(self) -> list[str]:
-        """Return every minute from the first to the last entry, gaps included."""
+        """Return every minute from the first to the last entry, gaps included.
+
+        Over a span longer than MAX_FILLED_MINUTES only the minutes with entries
+        are returned, so files from far apart days do not make a huge series.
+        """
         present = sorted({key[0] for key in self.counts if key[0] is not None})
         if not present:
             return []
         first = datetime.fromisoformat(present[0])
         last = datetime.fromisoformat(present[-1])
         steps = int((last - first).total_seconds() // 60)
+        if steps > MAX_FILLED_MINUTES:
+            return present
         return [(first + timedelta(minutes=step)).strftime("%Y-%m-%dT%H:%M")
                 for step in range(steps + 1)]
 
@@ -512,6 +519,9 @@ def _seek_window(handle: _CountingReader, size: int,
     if first is None:
         return 0, None, "no start time near the beginning of the file, so the whole file was read"
     probes.append(first)
+    last = _probe(handle, max(0, size - _PROBE_BYTES), size)
+    if last is not None:
+        probes.append(last)
 
     start, end = window
     start_offset = 0

@@ -16,6 +16,8 @@ CORE_MODULES = [
     "doctor.report",
     "doctor.scan",
     "doctor.checks.defaults",
+    "doctor.logscan",
+    "doctor.logstats",
     "doctor.journal",
 ]
 FORBIDDEN = ["textual", "rich", "sh", "kubernetes"]
