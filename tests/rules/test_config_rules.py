@@ -15,10 +15,11 @@ import pytest
 
 from doctor.checks import HIT, MISS, UNKNOWN
 from doctor.checks.config import host_namespace
-from doctor.diagnosis import CauseStatus, CheckOutcome, Diagnosis, Finding
+from doctor.diagnosis import CauseStatus, Diagnosis
 from doctor.facts import FactSet
 from doctor.readers import read_paths
-from doctor.scan import Engine, load_engine, scan_paths
+from doctor.scan import Engine
+from rule_helpers import diagnose, finding, outcome
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "tests" / "data"
@@ -35,27 +36,6 @@ CONFIG_DUMP = RECORDED / "config_dump.json"
 STATS = RECORDED / "stats.txt"
 RECORDED_POD = DATA / "recorded" / "oom-incident" / "kubectl-get-pod-checkout.json"
 SUPPORTED = (CauseStatus.CONFIRMED, CauseStatus.LIKELY)
-
-
-@pytest.fixture(scope="module")
-def engine() -> Engine:
-    return load_engine()
-
-
-def diagnose(engine: Engine, *paths: Path) -> Diagnosis:
-    return scan_paths(list(paths), engine=engine)
-
-
-def finding(diagnosis: Diagnosis, cause_id: str) -> Finding:
-    for item in diagnosis.findings:
-        if item.cause_id == cause_id:
-            return item
-    raise AssertionError(f"{cause_id} is not among the findings: {[item.cause_id for item in diagnosis.findings]}")
-
-
-def outcome(item: Finding, check_id: str) -> CheckOutcome:
-    (found,) = [check for check in item.checks if check.check_id == check_id]
-    return found
 
 
 def status_of(diagnosis: Diagnosis, cause_id: str) -> CauseStatus:

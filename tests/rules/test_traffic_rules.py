@@ -12,10 +12,11 @@ from typing import Any
 import pytest
 
 from doctor.checks import HIT, MISS, UNKNOWN, CheckResult
-from doctor.diagnosis import CauseStatus, CheckOutcome, Diagnosis, Finding
+from doctor.diagnosis import CauseStatus, Finding
 from doctor.facts import FactSet
 from doctor.readers import read_paths
-from doctor.scan import Engine, load_engine, scan_paths
+from doctor.scan import Engine
+from rule_helpers import diagnose, finding, outcome
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 CORPUS = DATA / "corpus" / "access-logs"
@@ -36,30 +37,6 @@ INCIDENT_FILES = (
     INCIDENT / "kubelet-cadvisor-worker-2.txt",
 )
 HEALTHY_POD = RECORDED / "oom-incident-healthy" / "kubectl-get-pod-frontend.yaml"
-
-
-@pytest.fixture(scope="module")
-def engine() -> Engine:
-    return load_engine()
-
-
-def diagnose(engine: Engine, *paths: Path) -> Diagnosis:
-    return scan_paths(list(paths), engine=engine)
-
-
-def finding(diagnosis: Diagnosis, cause_id: str) -> Finding:
-    for item in diagnosis.findings:
-        if item.cause_id == cause_id:
-            return item
-    raise AssertionError(f"no finding for {cause_id}; findings: "
-                         f"{[(item.cause_id, item.status.value) for item in diagnosis.findings]}")
-
-
-def outcome(item: Finding, check_id: str) -> CheckOutcome:
-    for check in item.checks:
-        if check.check_id == check_id:
-            return check
-    raise AssertionError(f"{item.cause_id} ran no check {check_id}")
 
 
 def facts_of(engine: Engine, *paths: Path) -> FactSet:
