@@ -35,7 +35,7 @@ from cryptography import x509
 from cryptography.x509.oid import ExtensionOID
 
 from doctor.model import Document, ParseProblem, ParseResult
-from doctor.parsers.structured import LineDict, LineList, key_line, load_json_documents, node_line
+from doctor.parsers.structured import LineDict, key_line, load_json_documents, node_line
 
 logger = logging.getLogger(__name__)
 
