@@ -35,3 +35,20 @@ samples: $(STAMP)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache
+
+# Access-log summary benchmark: mesh-doctor logs against mawk and jq (docs/benchmarks.md).
+BENCH_LOGS_PACKAGES := mawk jq time
+
+.PHONY: bench bench-logs bench-logs-packages
+bench: bench-logs
+
+bench-logs-packages:
+	@missing=""; for package in $(BENCH_LOGS_PACKAGES); do \
+	  dpkg -s $$package >/dev/null 2>&1 || missing="$$missing $$package"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
+
+bench-logs: $(STAMP) bench-logs-packages
+	$(BIN)/python benchmarks/bench_logs.py
