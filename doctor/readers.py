@@ -51,6 +51,10 @@ STRUCTURED_PARSERS: tuple[ModuleType, ...] = (
     jwt,
 )
 
+# Both read lists of Kubernetes objects, so a mixed `kubectl get pods,peerauthentications
+# -o yaml` goes to each of them and each keeps the objects it knows.
+OBJECT_PARSERS: tuple[ModuleType, ...] = (kube, istio)
+
 
 @dataclass
 class ReadResult:
@@ -81,18 +85,20 @@ def _read_document(document: Document, catalogue: Sequence[signatures.Signature]
     facts.add_document(document)
 
     for parser in STRUCTURED_PARSERS:
-        try:
-            recognised = parser.sniff(document)
-        except Exception:  # noqa: BLE001 - a parser bug must not lose the other inputs
-            logger.exception("sniffing %s with %s failed", document.source, parser.__name__)
+        if not _sniffs(parser, document):
             continue
-        if not recognised:
-            continue
-        parsed = _parse_safely(parser, document)
-        count = facts.add(parsed.kind, document.source, parsed.facts)
-        facts.problems.extend(parsed.problems)
-        count += _scan_tokens(document, parsed.kind, result)
-        result.inputs.append(InputSummary(document.source, parsed.kind, count))
+        parsed = [_parse_safely(parser, document)]
+        if parser in OBJECT_PARSERS:
+            parsed += [_parse_safely(other, document) for other in OBJECT_PARSERS
+                       if other is not parser and _sniffs(other, document)]
+
+        count = 0
+        for part in parsed:
+            count += facts.add(part.kind, document.source, part.facts)
+            facts.problems.extend(part.problems)
+        kinds = " + ".join(part.kind for part in parsed if part.facts) or parsed[0].kind
+        count += _scan_tokens(document, parsed[0].kind, result)
+        result.inputs.append(InputSummary(document.source, kinds, count))
         return
 
     token_count = _scan_tokens(document, None, result)
@@ -101,6 +107,14 @@ def _read_document(document: Document, catalogue: Sequence[signatures.Signature]
     count = facts.add(scanned.kind, document.source, scanned.facts) + token_count
     kind = "text" if count else "text (no known error signature)"
     result.inputs.append(InputSummary(document.source, kind, count))
+
+
+def _sniffs(parser: ModuleType, document: Document) -> bool:
+    try:
+        return bool(parser.sniff(document))
+    except Exception:  # noqa: BLE001 - a parser bug must not lose the other inputs
+        logger.exception("sniffing %s with %s failed", document.source, parser.__name__)
+        return False
 
 
 def _scan_tokens(document: Document, claimed_kind: str | None, result: ReadResult) -> int:

@@ -182,6 +182,8 @@ def parse(doc: Document) -> ParseResult:
             facts.append(_pod(doc.source, item, line, problems))
         elif kind == "Event":
             facts.append(_event(doc.source, item, line, problems))
+        elif _is_istio_object(item):
+            continue  # doctor.parsers.istio reads these from the same document
         else:
             what = f"a {kind}" if kind else "an object without kind"
             problems.append(ParseProblem(doc.source, line, f"{what} is not a Pod or Event; not read"))
@@ -357,6 +359,11 @@ def _container(source: str, spec: dict, status: dict, is_init: bool, line: int |
         state_line=key_line(state, "reason") or key_line(state, "exitCode"),
         last_state_line=key_line(last_state, "reason") or key_line(last_state, "exitCode"),
     )
+
+
+def _is_istio_object(item: Any) -> bool:
+    api_version = item.get("apiVersion") if isinstance(item, dict) else None
+    return isinstance(api_version, str) and ".istio.io/" in api_version
 
 
 def _state(value: Any) -> tuple[str | None, dict]:
