@@ -52,3 +52,9 @@ bench-logs-packages:
 
 bench-logs: $(STAMP) bench-logs-packages
 	$(BIN)/python benchmarks/bench_logs.py
+
+# Inject every mesh lab fault into real Envoy sidecars, scan each capture, and
+# print fault -> top cause -> right/wrong; the result goes to docs/accuracy.md.
+.PHONY: accuracy
+accuracy: $(STAMP) deb-packages
+	$(BIN)/python -m doctor.lab.accuracy --markdown docs/accuracy.md
