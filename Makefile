@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SAMPLE ?= examples/503-upstream-down
-DEBIAN_PACKAGES := openssl tcpdump curl
+DEBIAN_PACKAGES := openssl tcpdump curl chromium
 
 .PHONY: run test samples clean deb-packages
 
