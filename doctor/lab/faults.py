@@ -1,9 +1,9 @@
 """The faults the mesh lab injects, and how one is reproduced and captured.
 
 Each `Fault` names the lab settings that break the mesh (a certificate, a
-policy, a filter) and the traffic that shows the breakage, plus what a
-correct diagnosis says: the cause Mesh Doctor must rank first, the causes
-its chain must pass through, and a text the cited evidence must contain.
+policy, a filter) and the traffic that shows the breakage. It also records
+the correct diagnosis: the cause Mesh Doctor must rank first, the chain from
+the symptom to that cause, and a text the cited evidence must contain.
 `reproduce` applies one fault to a running `MeshLab`, sends its traffic with
 a bounded tcpdump on the lab's ports, and returns the capture.
 
@@ -17,7 +17,7 @@ import concurrent.futures
 import logging
 import os
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Callable
@@ -35,23 +35,22 @@ HEALTHY = LabSettings()
 
 
 class FaultUnavailable(LabError):
-    """Raised when this machine cannot reproduce a fault; the message says why."""
+    """Raised when this machine cannot reproduce a fault, with the reason in the message."""
 
 
 @dataclass(frozen=True)
 class Fault:
-    """One injectable fault and what a correct diagnosis of it says."""
+    """One injectable fault and the correct diagnosis of it."""
 
     name: str
     title: str
     settings: LabSettings
     drive: Callable[[MeshLab], None]
     cause: str  # the cause the diagnosis must rank first
-    chain: tuple[str, ...] = ()  # shallower causes the top finding explains, nearest first
+    chain: tuple[str, ...] = ()  # the top finding's chain, from the symptom down to `cause`
     evidence: str = ""  # a text the top finding's supporting evidence must contain
     group: str = ""  # the numbered fault of the lab's list this one reproduces
     needs_root: bool = False
-    notes: tuple[str, ...] = field(default_factory=tuple)
 
 
 def _requests(path: str = "/get", count: int = REQUESTS, token: Callable[[MeshLab], str | None] | None = None,
@@ -126,74 +125,93 @@ def _oom_kill(lab: MeshLab) -> None:
 
 _FAULTS: tuple[Fault, ...] = (
     Fault("cert-expired", "The server sidecar's certificate expired",
-          replace(HEALTHY, server_certificate="expired"), _requests(), "cert-expired",
-          chain=(), evidence="CERTIFICATE_VERIFY_FAILED", group="1"),
+          replace(HEALTHY, server_certificate="expired"), _requests(), "cert-expired", evidence="CERTIFICATE_VERIFY_FAILED", group="1",
+          chain=('http-503', 'upstream-connect-failure', 'cert-expired')),
     Fault("unknown-ca-tls13", "The client's certificate comes from another CA (TLS 1.3)",
           replace(HEALTHY, client_certificate_ca="foreign"), _requests(), "unknown-ca",
-          evidence="UNKNOWN_CA", group="2"),
+          evidence="UNKNOWN_CA", group="2",
+          chain=('tls-handshake-failure', 'unknown-ca')),
     Fault("unknown-ca-tls12", "The client's certificate comes from another CA (TLS 1.2)",
           replace(HEALTHY, client_certificate_ca="foreign", client_tls_max_version="TLSv1_2"),
-          _requests(), "unknown-ca", evidence="UNKNOWN_CA", group="2"),
+          _requests(), "unknown-ca", evidence="UNKNOWN_CA", group="2",
+          chain=('tls-handshake-failure', 'unknown-ca')),
     Fault("plaintext-to-strict", "A client without a sidecar sends plaintext to the STRICT port",
           HEALTHY, _requests(direct=True), "plaintext-to-strict",
-          evidence="filter_chain_not_found", group="3"),
+          evidence="filter_chain_not_found", group="3",
+          chain=('http-503', 'upstream-connect-failure', 'plaintext-to-strict')),
     Fault("san-mismatch", "The server's certificate carries another service account's identity",
           replace(HEALTHY, server_certificate="wrong-san"), _requests(), "san-mismatch",
-          evidence="SAN", group="4"),
+          evidence="SAN", group="4",
+          chain=('tls-handshake-failure', 'san-mismatch')),
     Fault("rbac-principal", "The client runs as a service account the ALLOW policy does not name",
-          replace(HEALTHY, client_service_account="default"), _requests(), "rbac-principal-mismatch",
-          chain=("rbac-no-allow-matched",), evidence="rbac_access_denied_matched_policy[none]", group="5"),
+          replace(HEALTHY, client_service_account="default"), _requests(), "rbac-principal-mismatch", evidence="rbac_access_denied_matched_policy[none]", group="5",
+          chain=('http-403', 'rbac-no-allow-matched', 'rbac-principal-mismatch')),
     Fault("rbac-operation", "The ALLOW policy permits only GET /headers; the client calls /get",
           replace(HEALTHY, allowed_paths=("/headers",), allowed_methods=("GET",)), _requests(),
-          "rbac-no-allow-matched", evidence="rbac_access_denied_matched_policy[none]", group="6"),
+          "rbac-no-allow-matched", evidence="rbac_access_denied_matched_policy[none]", group="6",
+          chain=('http-403', 'rbac-no-allow-matched')),
     Fault("jwt-expired", "The client's JWT expired 30 minutes ago",
-          HEALTHY, _requests(token=MeshLab.expired_token), "jwt-expired", evidence="Jwt_is_expired", group="7"),
+          HEALTHY, _requests(token=MeshLab.expired_token), "jwt-expired", evidence="Jwt_is_expired", group="7",
+          chain=('http-401', 'jwt-expired')),
     Fault("jwt-not-yet-valid", "The client's JWT is valid only from 30 minutes from now",
           HEALTHY, _requests(token=MeshLab.future_token), "jwt-not-yet-valid",
-          evidence="Jwt_not_yet_valid", group="7"),
+          evidence="Jwt_not_yet_valid", group="7",
+          chain=('http-401', 'jwt-not-yet-valid')),
     Fault("jwt-wrong-issuer", "The client's JWT comes from an issuer the RequestAuthentication does not name",
           HEALTHY, _requests(token=lambda lab: lab.foreign_token(issuer="https://accounts.mesh-lab.test")),
-          "jwt-issuer-not-configured", evidence="Jwt_issuer_is_not_configured", group="7"),
+          "jwt-issuer-not-configured", evidence="Jwt_issuer_is_not_configured", group="7",
+          chain=('http-401', 'jwt-issuer-not-configured')),
     Fault("jwt-unknown-kid", "The client's JWT is signed with a key the JWKS does not publish",
           HEALTHY, _requests(token=lambda lab: lab.foreign_token(key_id="lab-signing-key-2")),
-          "jwt-kid-not-in-jwks", evidence="Jwks_doesn't_have_key_to_match_kid_or_alg", group="7"),
+          "jwt-kid-not-in-jwks", evidence="Jwks_doesn't_have_key_to_match_kid_or_alg", group="7",
+          chain=('http-401', 'jwt-kid-not-in-jwks')),
     Fault("jwt-wrong-audience", "The client's JWT is for another audience",
           replace(HEALTHY, jwt_audiences=(f"httpbin.{NAMESPACE}.svc.cluster.local",)),
           _requests(token=lambda lab: lab.audience_token(f"payments.{NAMESPACE}.svc.cluster.local")),
-          "jwt-audience-mismatch", evidence="Audiences_in_Jwt_are_not_allowed", group="7"),
+          "jwt-audience-mismatch", evidence="Audiences_in_Jwt_are_not_allowed", group="7",
+          chain=('http-403', 'jwt-audience-mismatch')),
     Fault("jwt-missing", "The route requires a JWT and the client sends none",
           replace(HEALTHY, jwt_allow_missing=False), _no_token, "jwt-missing",
-          evidence="Jwt_is_missing", group="7"),
+          evidence="Jwt_is_missing", group="7",
+          chain=('http-401', 'jwt-missing')),
     Fault("jwks-unreachable", "The JWKS server refuses connections, so jwt_authn cannot fetch the keys",
           replace(HEALTHY, jwks_unreachable=True), _requests(), "jwks-fetch-failed",
-          evidence="Jwks_remote_fetch_is_failed", group="8"),
+          evidence="Jwks_remote_fetch_is_failed", group="8",
+          chain=('http-401', 'jwks-fetch-failed')),
     Fault("clock-drift", "The token issuer's clock runs 10 minutes ahead of the proxies'",
           HEALTHY, _requests(token=lambda lab: lab.skewed_token(timedelta(minutes=10))), "clock-drift",
-          chain=("jwt-not-yet-valid",), evidence="", group="9"),
+          evidence="Authorization: Bearer", group="9",
+          chain=('http-401', 'jwt-not-yet-valid', 'clock-drift')),
     Fault("rate-limit", "The server's local rate limit allows 3 requests a minute",
           replace(HEALTHY, rate_limit_tokens=REQUESTS), _rate_limit, "local-rate-limit-exhausted",
-          evidence="local_rate_limited", group="10"),
+          evidence="local_rate_limited", group="10",
+          chain=('http-429', 'local-rate-limit-exhausted')),
     Fault("rate-limit-shadow", "The local rate limit is in shadow mode and the app answers 429 itself",
           replace(HEALTHY, rate_limit_tokens=2, rate_limit_enforced=False), _rate_limit_shadow,
-          "local-rate-limit-shadow-mode", evidence="via_upstream", group="10"),
+          "local-rate-limit-shadow-mode", evidence="via_upstream", group="10",
+          chain=('http-429', 'local-rate-limit-shadow-mode')),
     Fault("circuit-breaker", "The DestinationRule's connection pool allows one request at a time",
           replace(HEALTHY, circuit_breaker=True), _circuit_breaker, "circuit-breaker-overflow",
-          evidence=" UO ", group="11"),
+          evidence=" UO ", group="11",
+          chain=('http-503', 'circuit-breaker-overflow')),
     Fault("upstream-app-down", "The upstream application stops after three good requests",
-          HEALTHY, _healthy_then(_app_down), "upstream-app-down",
-          chain=("upstream-connect-failure",), evidence="Connection_refused", group="12"),
+          HEALTHY, _healthy_then(_app_down), "upstream-app-down", evidence="Connection_refused", group="12",
+          chain=('http-503', 'upstream-connect-failure', 'upstream-app-down')),
     Fault("outlier-ejection", "The app answers 503, and outlier detection ejects its only host",
           replace(HEALTHY, outlier_detection=True), _outlier_ejection, "outlier-ejection",
-          chain=("no-healthy-upstream",), evidence=" UH ", group="12"),
+          evidence="outlier_detection.ejections_active", group="12",
+          chain=("http-503", "no-healthy-upstream", "outlier-ejection")),
     Fault("sidecar-oom", "The server sidecar is OOM-killed against its memory limit",
-          HEALTHY, _healthy_then(_oom_kill), "proxy-memory-limit-too-low",
-          chain=("sidecar-oom-killed", "upstream-connect-failure"), evidence="OOMKilled", group="13"),
+          HEALTHY, _healthy_then(_oom_kill), "proxy-memory-limit-too-low", evidence="OOMKilled", group="13",
+          chain=('http-503', 'upstream-connect-failure', 'sidecar-oom-killed', 'proxy-memory-limit-too-low')),
     Fault("dr-disable-to-strict", "A DestinationRule with tls.mode DISABLE sends plaintext to the STRICT server",
           replace(HEALTHY, destination_rule_tls="DISABLE"), _requests(), "dr-tls-mode-conflict",
-          evidence="DISABLE", group="15"),
+          evidence="DISABLE", group="15",
+          chain=('http-503', 'upstream-connect-failure', 'plaintext-to-strict', 'dr-tls-mode-conflict')),
     Fault("dr-tls-to-plaintext", "The client originates Istio mTLS to a server whose mTLS is DISABLEd",
           replace(HEALTHY, destination_rule_tls="ISTIO_MUTUAL", peer_authentication="DISABLE"), _requests(),
-          "plaintext-against-tls", evidence="WRONG_VERSION_NUMBER", group="15"),
+          "plaintext-against-tls", evidence="WRONG_VERSION_NUMBER", group="15",
+          chain=('tls-handshake-failure', 'plaintext-against-tls')),
 )
 
 FAULTS: dict[str, Fault] = {fault.name: fault for fault in _FAULTS}

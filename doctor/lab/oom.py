@@ -60,7 +60,12 @@ class _MemoryCgroup:
         if (V1_MEMORY_ROOT / "memory.limit_in_bytes").exists():
             path = V1_MEMORY_ROOT / name
             path.mkdir()
-            (path / "memory.move_charge_at_immigrate").write_text("3")
+            try:
+                (path / "memory.move_charge_at_immigrate").write_text("3")
+            except OSError:
+                # Linux 6.x deprecates moving charges and rejects the write; then only
+                # what Envoy allocates after the move counts against the limit.
+                logger.info("memory cgroup v1 does not move charges here; counting new allocations only")
             return cls(path, 1)
         raise OSError(f"no memory cgroup controller under {CGROUP_ROOT}")
 
@@ -110,9 +115,13 @@ def _oom_kill(lab: MeshLab, pid: int) -> KillResult:
         return KillResult(False, None, f"no memory cgroup could be made: {error}")
 
     try:
+        resident = _resident_bytes(pid)
         group.add(pid)
-        limit = group.usage() + HEADROOM_BYTES
-        group.set_limit(limit)
+        charged = group.usage()
+        group.set_limit(charged + HEADROOM_BYTES)
+        # Without moved charges the pages Envoy already holds stay outside the
+        # cgroup, so the limit on its whole memory is what it holds plus the headroom.
+        limit = (resident if charged < resident // 2 else charged) + HEADROOM_BYTES
         assert lab.server is not None
         deadline = time.monotonic() + KILL_TIMEOUT_S
         while lab.server.process.is_alive() and time.monotonic() < deadline:
@@ -129,6 +138,13 @@ def _oom_kill(lab: MeshLab, pid: int) -> KillResult:
             os.kill(lab.server.process.pid, signal.SIGKILL)
             _wait_dead(lab)
         group.remove()
+
+
+def _resident_bytes(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
 
 
 def _wait_dead(lab: MeshLab, timeout: float = 2.0) -> None:
