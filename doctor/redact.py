@@ -9,7 +9,9 @@
   Envoy's debug header dumps;
 - JWT signatures anywhere: header and claims stay readable, so an expired or
   mis-issued token can still be diagnosed from a redacted bundle, but the
-  token can no longer be replayed;
+  token can no longer be replayed. Personal claims (`PERSONAL_CLAIMS`, and
+  any claim whose value is an e-mail address) are masked inside the payload,
+  which is re-encoded, so they cannot be decoded from the output either;
 - the values under `data` and `stringData` of Kubernetes Secrets in YAML and
   JSON, including the JSON copy kept in the last-applied-configuration
   annotation;
@@ -36,11 +38,17 @@ from typing import Any
 logger = logging.getLogger(__name__)
 
 MASK = "<masked>"
+# OpenID Connect standard claims and Azure AD claims that name a person.
+PERSONAL_CLAIMS = frozenset({
+    "email", "name", "given_name", "family_name", "middle_name", "nickname",
+    "preferred_username", "phone_number", "address", "birthdate", "upn", "unique_name",
+})
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$")
 SIGNATURE_MASK = "<signature masked>"
 PRIVATE_KEY_MASK = "<private key masked>"
 
 _JWT_CANDIDATE = re.compile(
-    r"(?<![A-Za-z0-9_-])(e[wy][A-Za-z0-9_-]{4,})\.(e[wy][A-Za-z0-9_-]{4,})\.([A-Za-z0-9_-]+)"
+    r"(?<![A-Za-z0-9_-])(e[wy][A-Za-z0-9_-]{4,})\.(e[wy][A-Za-z0-9_-]{4,})\.(<signature masked>|[A-Za-z0-9_-]+)"
 )
 
 _PEM_PRIVATE_KEY = re.compile(
@@ -100,11 +108,45 @@ def redact_text(text: str) -> str:
     return text
 
 
+# The steps of `redact_text` by the kind of secret each masks, for `count_redactions`.
+def _redaction_steps() -> list[tuple[str, Any]]:
+    return [
+        ("private key", _mask_private_keys),
+        ("Secret data", lambda text: _mask_yaml_secrets(_mask_json_secrets(text))
+         if "Secret" in text else text),
+        ("Authorization or Cookie header", _mask_sensitive_headers),
+        ("JWT signature or personal claim", lambda text: _JWT_CANDIDATE.sub(_mask_jwt_match, text)),
+        ("password in URL", lambda text: _URL_PASSWORD.sub(lambda m: f"{m['head']}:{MASK}@", text)),
+        ("token or password parameter", lambda text: _SECRET_OPTION.sub(
+            _mask_query_secret, _QUERY_SECRET.sub(_mask_query_secret, text))),
+        ("TLS session secret", lambda text: _TLS_SESSION_SECRET.sub(lambda m: m["head"] + MASK, text)),
+    ]
+
+
+def count_redactions(text: str) -> dict[str, int]:
+    """Count the lines of `text` that `redact_text` changes, by kind of secret.
+
+    The steps run in the order `redact_text` runs them, each on the output of
+    the one before, so a line is counted once for each kind masked in it.
+    """
+    counts: dict[str, int] = {}
+    for kind, step in _redaction_steps():
+        masked = step(text)
+        if masked == text:
+            continue
+        changed = sum(1 for before, after in zip(text.split("\n"), masked.split("\n"))
+                      if before != after)
+        counts[kind] = changed
+        text = masked
+    return counts
+
+
 def mask_jwt(token: str) -> str:
     """Return the compact JWT `token` with its signature replaced by `SIGNATURE_MASK`.
 
     Header and claims stay, because they carry what a diagnosis needs (issuer,
-    audience, expiry, key id) and cannot be replayed without the signature.
+    audience, expiry, key id) and cannot be replayed without the signature;
+    only personal claims are masked (see `mask_personal_claims`).
     A token without a signature (`alg: none`) is returned unchanged, and text
     that is not a compact JWS is masked whole.
     """
@@ -112,9 +154,41 @@ def mask_jwt(token: str) -> str:
     parts = token.split(".")
     if len(parts) != 3 or not parts[0] or not parts[1]:
         return MASK
+    payload = mask_personal_claims(parts[1])
     if parts[2] in ("", SIGNATURE_MASK):
-        return token
-    return f"{parts[0]}.{parts[1]}.{SIGNATURE_MASK}"
+        return f"{parts[0]}.{payload}.{parts[2]}"
+    return f"{parts[0]}.{payload}.{SIGNATURE_MASK}"
+
+
+def mask_personal_claims(segment: str) -> str:
+    """Return the base64url JWT payload `segment` with personal claim values masked.
+
+    A segment that does not decode to a JSON object, or contains no personal
+    claim, is returned unchanged, so the original encoding stays byte for byte.
+    """
+    decoded = _b64url_decode(segment)
+    if decoded is None:
+        return segment
+    try:
+        claims = json.loads(decoded)
+    except (UnicodeDecodeError, ValueError):
+        return segment
+    if not isinstance(claims, dict):
+        return segment
+
+    masked = {key: (MASK if _is_personal(key, value) else value) for key, value in claims.items()}
+    if masked == claims:
+        return segment
+    encoded = json.dumps(masked, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    return base64.urlsafe_b64encode(encoded).decode("ascii").rstrip("=")
+
+
+def _is_personal(claim: str, value: Any) -> bool:
+    if value == MASK:
+        return False
+    if claim in PERSONAL_CLAIMS:
+        return True
+    return isinstance(value, str) and _EMAIL.match(value) is not None
 
 
 def looks_like_jwt_header(segment: str) -> bool:
@@ -140,7 +214,7 @@ def _b64url_decode(segment: str) -> bytes | None:
 def _mask_jwt_match(match: re.Match[str]) -> str:
     if not looks_like_jwt_header(match.group(1)):
         return match.group(0)
-    return f"{match.group(1)}.{match.group(2)}.{SIGNATURE_MASK}"
+    return f"{match.group(1)}.{mask_personal_claims(match.group(2))}.{SIGNATURE_MASK}"
 
 
 def _mask_private_keys(text: str) -> str:

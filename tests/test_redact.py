@@ -10,7 +10,14 @@ import jwt
 import pytest
 import yaml
 
-from doctor.redact import MASK, PRIVATE_KEY_MASK, SIGNATURE_MASK, mask_jwt, redact_text
+from doctor.redact import (
+    MASK,
+    PRIVATE_KEY_MASK,
+    SIGNATURE_MASK,
+    count_redactions,
+    mask_jwt,
+    redact_text,
+)
 
 RECORDED = Path(__file__).parent / "data" / "recorded" / "redact"
 
@@ -44,7 +51,52 @@ def test_mask_jwt_keeps_header_and_claims(token: str) -> None:
     assert _signature(token) not in masked
     assert jwt.get_unverified_header(token) == json.loads(
         base64.urlsafe_b64decode(masked.split(".")[0] + "=="))
-    assert masked.split(".")[1] == token.split(".")[1]
+    claims = _claims(masked)
+    assert claims["iss"] == "https://issuer.example.test"
+    assert claims["sub"] == "user-42"
+    assert claims["aud"] == "shop"
+    assert claims["exp"] == 1796419119
+
+
+def _claims(token: str) -> dict:
+    payload = token.split(".")[1]
+    return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+
+
+def test_mask_jwt_masks_email_claim(token: str) -> None:
+    masked = mask_jwt(token)
+
+    assert _claims(masked)["email"] == MASK
+    assert "jane@example.test" not in base64.urlsafe_b64decode(
+        masked.split(".")[1] + "==").decode()
+
+
+def test_redact_text_masks_personal_claims_in_text(token: str) -> None:
+    line = f"jwt_authn: token {token} rejected"
+
+    redacted = redact_text(line)
+
+    masked_token = redacted.split()[2]
+    assert _claims(masked_token)["email"] == MASK
+    assert _signature(token) not in redacted
+    assert redact_text(redacted) == redacted
+
+
+def test_already_masked_token_loses_personal_claims() -> None:
+    signed = jwt.encode({"iss": "https://issuer", "sub": "lab-user@mesh-lab.test",
+                         "name": "Lab User", "exp": 1796419876}, "k" * 32, algorithm="HS256")
+    bundled = signed.rsplit(".", 1)[0] + "." + SIGNATURE_MASK
+
+    redacted = redact_text(f"Authorization: Bearer {bundled}")
+
+    claims = _claims(redacted.split("Bearer ", 1)[1])
+    assert claims == {"iss": "https://issuer", "sub": MASK, "name": MASK, "exp": 1796419876}
+
+
+def test_payload_without_personal_claims_unchanged() -> None:
+    signed = jwt.encode({"iss": "https://issuer", "sub": "svc-7"}, "k" * 32, algorithm="HS256")
+
+    assert mask_jwt(signed).split(".")[1] == signed.split(".")[1]
 
 
 def test_mask_jwt_is_idempotent(token: str) -> None:
@@ -297,3 +349,16 @@ def test_redaction_idempotent(name: str) -> None:
     once = redact_text(_recorded(name))
 
     assert redact_text(once) == once
+
+
+def test_count_redactions_by_kind(token: str) -> None:
+    text = "\n".join([f"Authorization: Bearer {token}", f"token={token}",
+                      "-----BEGIN PRIVATE KEY-----", "MIIEvQIBADANBg", "-----END PRIVATE KEY-----",
+                      "nothing secret here"])
+
+    counts = count_redactions(text)
+
+    assert counts["Authorization or Cookie header"] == 1
+    assert counts["JWT signature or personal claim"] == 1
+    assert counts["private key"] == 1
+    assert count_redactions(redact_text(text)) == {}
