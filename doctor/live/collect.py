@@ -131,12 +131,13 @@ class Collector:
 
         def ask(question: tuple[Permission, str]) -> Observation:
             permission, namespace = question
-            argv = self.context.kubectl("auth", "can-i", permission.verb, permission.resource_argument())
+            argv = self.context.kubectl("auth", "can-i", *permission.can_i_arguments())
             argv += ["-n", namespace] if namespace else (["-A"] if self.context.options.all_namespaces else [])
             answer = runner.run(argv, probe_id=PREFLIGHT_PROBE_ID, target=namespace or "cluster",
                                 timeout=self.context.options.probe_timeout_s)
-            # `auth can-i` prints yes or no and exits 1 for no: both are answers, not failures.
-            if answer.output.strip() in ("yes", "no"):
+            # `auth can-i` prints yes, or no (with " - REASON" when the authorizer gave one) and exits 1:
+            # both are answers, not failures.
+            if _can_i_word(answer.output) in ("yes", "no"):
                 from dataclasses import replace
 
                 answer = replace(answer, status=ProbeStatus.OK)
@@ -144,7 +145,7 @@ class Collector:
 
         answers = self._map(ask, questions, wave="preflight")
         denied = {question: answer for question, answer in zip(questions, answers)
-                  if answer.status is ProbeStatus.OK and answer.output.strip() == "no"}
+                  if answer.status is ProbeStatus.OK and _can_i_word(answer.output) == "no"}
         return denied, answers
 
     # --- running ---------------------------------------------------------------------------
@@ -172,15 +173,14 @@ class Collector:
             if self.context.runner.which(program) is None:
                 return _observation(task, ProbeStatus.UNAVAILABLE,
                                     f"{program} not found on PATH; install it or add its directory to PATH")
-        namespace = "" if task.spec.scope == "cluster" else (task.target.namespace if task.spec.scope == "pod"
-                                                            else task.target.namespace)
+        namespace = "" if task.spec.scope == "cluster" else task.target.namespace
         for permission in task.spec.permissions:
-            answer = denied.get((permission, namespace))
-            if answer is not None:
-                command = " ".join(answer.argv[1:]) if answer.argv else "kubectl auth can-i"
+            if (permission, namespace) in denied:
+                question = " ".join(["kubectl auth can-i", *permission.can_i_arguments()])
+                question += f" -n {namespace}" if namespace else ""
                 return _observation(task, ProbeStatus.FORBIDDEN,
-                                    f"RBAC denies it: `kubectl {command.split('kubectl ', 1)[-1]}` answered no; "
-                                    f"ask for {permission.verb} on {permission.resource_argument()}")
+                                    f"RBAC denies it: `{question}` answered no; ask for the permission "
+                                    f"to {permission}")
         return None
 
     def _map(self, function: Callable, items: Sequence, *, wave: str,
@@ -265,8 +265,8 @@ class Collector:
         if task_of is not None:
             return _observation(task_of(item), status, reason)
         permission, namespace = item  # a preflight question
-        return Observation(probe_id=PREFLIGHT_PROBE_ID, argv=("kubectl", "auth", "can-i", permission.verb,
-                                                              permission.resource_argument()),
+        return Observation(probe_id=PREFLIGHT_PROBE_ID,
+                           argv=("kubectl", "auth", "can-i", *permission.can_i_arguments()),
                            started_at=datetime.now(timezone.utc), duration_s=0.0, exit_status=None,
                            status=status, output="", reason=reason, target=namespace or "cluster")
 
@@ -277,6 +277,11 @@ class Collector:
             self.progress(Progress(done, total, wave, observation))
         except Exception:  # noqa: BLE001 - a display error must not stop the collection
             logger.exception("progress callback failed")
+
+
+def _can_i_word(output: str) -> str:
+    words = output.split()
+    return words[0] if words else ""
 
 
 def _observation(task: Task, status: ProbeStatus, reason: str) -> Observation:

@@ -30,10 +30,21 @@ class Permission:
     subresource: str = ""
     group: str = ""
 
-    def resource_argument(self) -> str:
-        """Return RESOURCE[.GROUP][/SUBRESOURCE], the form `kubectl auth can-i` takes."""
+    def can_i_arguments(self) -> list[str]:
+        """Return the arguments of `kubectl auth can-i` for this permission.
+
+        The subresource goes in `--subresource`, because can-i reads
+        `pods/log` as the pod named "log".
+        """
         name = f"{self.resource}.{self.group}" if self.group else self.resource
-        return f"{name}/{self.subresource}" if self.subresource else name
+        arguments = [self.verb, name]
+        if self.subresource:
+            arguments.append(f"--subresource={self.subresource}")
+        return arguments
+
+    def __str__(self) -> str:
+        name = f"{self.resource}.{self.group}" if self.group else self.resource
+        return f"{self.verb} {name}/{self.subresource}" if self.subresource else f"{self.verb} {name}"
 
 
 @dataclass(frozen=True)
