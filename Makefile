@@ -58,3 +58,14 @@ bench-logs: $(STAMP) bench-logs-packages
 .PHONY: accuracy
 accuracy: $(STAMP) deb-packages
 	$(BIN)/python -m doctor.lab.accuracy --markdown docs/accuracy.md
+
+# Live probes: the replay API server with the recorded sidecar OOM incident on
+# 127.0.0.1 for demos (Ctrl-C stops it), and the parallel-probe benchmark
+# against it with 200 ms added per answer (docs/benchmarks.md).
+.PHONY: replay bench-live
+replay: $(STAMP)
+	$(BIN)/python -m tests.replay --kubeconfig .replay-kubeconfig
+
+bench: bench-live
+bench-live: $(STAMP)
+	$(BIN)/python benchmarks/live_probes.py
