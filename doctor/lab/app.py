@@ -8,8 +8,11 @@ container crashes, so the server sidecar's next connection attempt gets
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
+import os
+import signal
 import socket
 import threading
 import time
@@ -19,12 +22,17 @@ logger = logging.getLogger(__name__)
 
 # httpbin caps /delay/N at 10 seconds too.
 MAX_DELAY_S = 10.0
+MAX_BYTES = 1024 * 1024
+WRITE_CHUNK_BYTES = 16 * 1024
 
 
 class _Handler(BaseHTTPRequestHandler):
     server_version = "gunicorn/19.9.0"
     sys_version = ""
     protocol_version = "HTTP/1.1"
+    # Buffer a reply so its headers leave in the same write as its body, as
+    # gunicorn sends them; a path that drops large packets then loses both.
+    wbufsize = 64 * 1024
 
     def do_GET(self) -> None:  # noqa: N802 - the name http.server dispatches on
         path = self.path.split("?", 1)[0]
@@ -33,6 +41,9 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if path.startswith("/delay/"):
             self._delay(path.removeprefix("/delay/"))
+            return
+        if path.startswith("/bytes/"):
+            self._bytes(path.removeprefix("/bytes/"))
             return
         if path in ("/get", "/headers", "/"):
             self._echo()
@@ -43,6 +54,17 @@ class _Handler(BaseHTTPRequestHandler):
         headers = {name.title(): value for name, value in self.headers.items() if name.lower() != "authorization"}
         body = {"args": {}, "headers": headers, "url": f"http://{self.headers.get('Host', '')}{self.path}"}
         self._reply(200, (json.dumps(body, indent=2) + "\n").encode(), "application/json")
+
+    def _bytes(self, text: str) -> None:
+        try:
+            size = int(text)
+        except ValueError:
+            self._reply(400, b"Invalid size\n", "text/plain")
+            return
+        if not 0 <= size <= MAX_BYTES:
+            self._reply(400, b"Invalid size\n", "text/plain")
+            return
+        self._reply(200, os.urandom(size), "application/octet-stream")
 
     def _delay(self, text: str) -> None:
         try:
@@ -70,7 +92,10 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.send_header("Access-Control-Allow-Origin", "*")
         self.end_headers()
-        self.wfile.write(body)
+        # Chunks smaller than the buffer join the headers in it; a larger write
+        # would flush the headers on their own first.
+        for offset in range(0, len(body), WRITE_CHUNK_BYTES):
+            self.wfile.write(body[offset:offset + WRITE_CHUNK_BYTES])
 
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - signature of the base class
         logger.debug("upstream app: " + format, *args)
@@ -111,18 +136,20 @@ class _TrackingServer(ThreadingHTTPServer):
 class UpstreamApp:
     """The httpbin-like server; `start` binds 127.0.0.1 on a port the kernel picks."""
 
-    def __init__(self) -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.host = host
+        self.requested_port = port
         self._server: _TrackingServer | None = None
         self._thread: threading.Thread | None = None
         self.port: int | None = None
 
     def start(self) -> int:
         """Start serving and return the port."""
-        self._server = _TrackingServer(("127.0.0.1", 0))
+        self._server = _TrackingServer((self.host, self.requested_port))
         self.port = self._server.server_address[1]
         self._thread = threading.Thread(target=self._server.serve_forever, name="lab-upstream-app", daemon=True)
         self._thread.start()
-        logger.info("upstream app listening on 127.0.0.1:%d", self.port)
+        logger.info("upstream app listening on %s:%d", self.host, self.port)
         return self.port
 
     @property
@@ -140,3 +167,23 @@ class UpstreamApp:
             self._thread.join(timeout=5)
         self._server = None
         logger.info("upstream app on 127.0.0.1:%s stopped", self.port)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Serve in the foreground until SIGTERM: the app of a lab pod in its own network namespace."""
+    parser = argparse.ArgumentParser(prog="python -m doctor.lab.app", description="Run the lab's upstream app.")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8080, help="TCP port to listen on (default: 8080)")
+    options = parser.parse_args(argv)
+    app = UpstreamApp(options.host, options.port)
+    stopped = threading.Event()
+    signal.signal(signal.SIGTERM, lambda signum, frame: stopped.set())
+    app.start()
+    print(f"listening on {options.host}:{app.port}", flush=True)
+    stopped.wait()
+    app.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

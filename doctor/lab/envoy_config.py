@@ -74,7 +74,8 @@ def _address(port: int) -> dict[str, Any]:
     return {"socket_address": {"address": LOOPBACK, "port_value": port}}
 
 
-def _static_cluster(name: str, port: int, transport_socket: dict[str, Any] | None = None) -> dict[str, Any]:
+def _static_cluster(name: str, port: int, transport_socket: dict[str, Any] | None = None,
+                    address: str = LOOPBACK) -> dict[str, Any]:
     cluster: dict[str, Any] = {
         "name": name,
         "type": "STATIC",
@@ -86,7 +87,8 @@ def _static_cluster(name: str, port: int, transport_socket: dict[str, Any] | Non
             "max_requests": 4294967295, "max_retries": 4294967295}]},
         "load_assignment": {
             "cluster_name": name,
-            "endpoints": [{"lb_endpoints": [{"endpoint": {"address": _address(port)}}]}],
+            "endpoints": [{"lb_endpoints": [{"endpoint": {"address": {
+                "socket_address": {"address": address, "port_value": port}}}}]}],
         },
     }
     if transport_socket is not None:
@@ -179,11 +181,15 @@ def client_sidecar(
     circuit_breaker: CircuitBreaker | None = None,
     outlier_detection: bool = False,
     source_address: str | None = None,
+    server_address: str = LOOPBACK,
+    route_timeout: str = "0s",
 ) -> dict[str, Any]:
     """Build the bootstrap of the caller's sidecar: one outbound HTTP route to `service`.
 
     `source_address` is the loopback address the sidecar connects from, so
-    the server sees the caller at its own pod IP.
+    the server sees the caller at its own pod IP. `server_address` is where
+    the server listens, and `route_timeout` is a VirtualService timeout
+    ("0s", Istio's default, waits forever).
     `originate_mtls` False is what a DestinationRule with `tls.mode: DISABLE`
     makes istiod send: the outbound cluster has no TLS transport socket.
     `tls_max_version` ("TLSv1_2") caps the protocol the client offers.
@@ -238,9 +244,10 @@ def client_sidecar(
             "match": {"prefix": "/"},
             "route": {
                 "cluster": service.outbound_cluster,
-                "timeout": "0s",
+                "timeout": route_timeout,
                 "retry_policy": retry_policy,
-                "max_stream_duration": {"max_stream_duration": "0s", "grpc_timeout_header_max": "0s"},
+                # istiod sets a VirtualService timeout as both the route timeout and the max stream duration.
+                "max_stream_duration": {"max_stream_duration": route_timeout, "grpc_timeout_header_max": route_timeout},
             },
             "decorator": {"operation": f"{service.fqdn}:{service.port}/*"},
         }],
@@ -277,7 +284,8 @@ def client_sidecar(
             "secrets": _secrets(cert_pem, key_pem, root_pem),
             "listeners": [listener],
             "clusters": [_outbound_cluster(service, server_inbound_port, upstream_tls if originate_mtls else None,
-                                           circuit_breaker, outlier_detection, source_address)],
+                                           circuit_breaker, outlier_detection, source_address,
+                                           server_address)],
         },
     }
 
@@ -293,8 +301,8 @@ class CircuitBreaker:
 
 def _outbound_cluster(service: Service, port: int, transport_socket: dict[str, Any] | None,
                       circuit_breaker: CircuitBreaker | None, outlier_detection: bool,
-                      source_address: str | None) -> dict[str, Any]:
-    cluster = _static_cluster(service.outbound_cluster, port, transport_socket)
+                      source_address: str | None, server_address: str = LOOPBACK) -> dict[str, Any]:
+    cluster = _static_cluster(service.outbound_cluster, port, transport_socket, server_address)
     if source_address is not None:
         cluster["upstream_bind_config"] = {"source_address": {"address": source_address, "port_value": 0}}
     if circuit_breaker is not None:

@@ -22,9 +22,11 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Callable
 
-from doctor.lab import oom
+from doctor.lab import mtu, oom
+from doctor.lab.netns import NamespaceUnavailable
 from doctor.lab.mesh import CLIENT_APP, NAMESPACE, Capture, LabError, LabSettings, MeshLab
 from doctor.probes import tcpdump
+from doctor.runner import Runner
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +53,8 @@ class Fault:
     evidence: str = ""  # a text the top finding's supporting evidence must contain
     group: str = ""  # the numbered fault of the lab's list this one reproduces
     needs_root: bool = False
+    # A fault that needs its own topology runs apart from the lab's mesh and returns its capture.
+    standalone: Callable[[Path, Runner, str, list[int]], Capture] | None = None
 
 
 def _requests(path: str = "/get", count: int = REQUESTS, token: Callable[[MeshLab], str | None] | None = None,
@@ -114,6 +118,17 @@ def _rate_limit_shadow(lab: MeshLab) -> None:
     # The application itself throttles: these 429s pass the local limit, which only counts.
     for _ in range(REQUESTS):
         lab.request("/status/429", token=token)
+
+
+def _no_traffic(lab: MeshLab) -> None:
+    """Send nothing through the lab's mesh: the fault's own topology carries its traffic."""
+
+
+def _mtu_blackhole(scratch: Path, runner: Runner, envoy: str, pids: list[int]) -> Capture:
+    try:
+        return mtu.reproduce(scratch / "mtu", runner, envoy, pids)
+    except NamespaceUnavailable as error:
+        raise FaultUnavailable(f"network namespaces cannot be made here: {error}") from error
 
 
 def _oom_kill(lab: MeshLab) -> None:
@@ -204,6 +219,9 @@ _FAULTS: tuple[Fault, ...] = (
     Fault("sidecar-oom", "The server sidecar is OOM-killed against its memory limit",
           HEALTHY, _healthy_then(_oom_kill), "proxy-memory-limit-too-low", evidence="OOMKilled", group="13",
           chain=('http-503', 'upstream-connect-failure', 'sidecar-oom-killed', 'proxy-memory-limit-too-low')),
+    Fault("mtu-blackhole", "The server's pod network sends 9000-byte packets that the client's path drops",
+          HEALTHY, _no_traffic, "mtu-blackhole", evidence="mtu 9000", group="14", needs_root=True,
+          standalone=_mtu_blackhole, chain=("tail-latency", "mtu-blackhole")),
     Fault("dr-disable-to-strict", "A DestinationRule with tls.mode DISABLE sends plaintext to the STRICT server",
           replace(HEALTHY, destination_rule_tls="DISABLE"), _requests(), "dr-tls-mode-conflict",
           evidence="DISABLE", group="15",
@@ -236,11 +254,14 @@ def inject(lab: MeshLab, fault: Fault) -> None:
     """Restart the lab's sidecars with the settings of `fault`; its traffic comes with `capture`."""
     if fault.needs_root and os.geteuid() != 0:
         raise FaultUnavailable(f"fault {fault.name} needs root (network namespaces); run the lab as root")
-    lab.apply(fault.settings)
+    if fault.standalone is None:
+        lab.apply(fault.settings)
 
 
 def capture(lab: MeshLab, fault: Fault | None, scratch: Path) -> Capture:
     """Send the traffic of `fault` (healthy requests for None) under a bounded tcpdump, then capture the evidence."""
+    if fault is not None and fault.standalone is not None:
+        return fault.standalone(scratch, lab.runner, lab.envoy, lab.helper_pids)
     drive = fault.drive if fault is not None else _requests()
     pcap = scratch / "traffic.pcap"
     log_path = scratch / "tcpdump.log"
