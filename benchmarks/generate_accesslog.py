@@ -5,7 +5,7 @@ of Envoy 1.40's output recorded in tests/data/recorded/ (Istio's TEXT format
 with `%UPSTREAM_CLUSTER_RAW%`, and Istio's JSON format through Envoy's typed
 `json_format`, which writes the keys sorted and compact). Response details and
 transport failure reasons are copied from the recorded local replies. Lines
-are in time order, about 200 a second, mostly 200s with bursts of 503
+are in time order, about 200 a second by default, mostly 200s with bursts of 503
 (UF/URX/UO/UH, TLS failures), 403 RBAC, 401 JWT and 429 RL.
 """
 
@@ -58,8 +58,13 @@ _AGENTS = ["curl/8.14.1", "Go-http-client/1.1", "okhttp/4.12.0", "python-request
 _CALLERS = [f"10.244.{subnet}.{host}" for subnet in range(1, 4) for host in range(5, 25)]
 
 
-def generate(path: Path, lines: int, log_format: str, start: datetime, seed: int = 7) -> None:
-    """Write `lines` access-log lines in `log_format` ("text" or "json") to `path`."""
+def generate(path: Path, lines: int, log_format: str, start: datetime, seed: int = 7,
+             interval_ms: float = 5.0) -> None:
+    """Write `lines` access-log lines in `log_format` ("text" or "json") to `path`.
+
+    Consecutive lines are on average `interval_ms` milliseconds apart.
+    """
+    low, high = int(interval_ms * 200), int(interval_ms * 1800)
     rng = random.Random(seed)
     weights = [outcome[0] for outcome in _OUTCOMES]
     pods = {name: [f"10.244.{rng.randint(1, 3)}.{rng.randint(30, 250)}" for _ in range(3)]
@@ -68,7 +73,7 @@ def generate(path: Path, lines: int, log_format: str, start: datetime, seed: int
     with path.open("w", encoding="utf-8", newline="\n") as out:
         batch: list[str] = []
         for _ in range(lines):
-            moment += timedelta(microseconds=rng.randint(1000, 9000))
+            moment += timedelta(microseconds=rng.randint(low, high))
             outcome = rng.choices(_OUTCOMES, weights)[0]
             batch.append(_line(rng, moment, outcome, pods, log_format))
             if len(batch) >= 10_000:
@@ -137,9 +142,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--start", default="2026-12-04T08:00:00+00:00",
                         help="time of the first line (ISO 8601)")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--interval-ms", type=float, default=5.0,
+                        help="mean time between two lines in milliseconds (default: 5)")
     options = parser.parse_args(argv)
     generate(options.output, options.lines, options.format,
-             datetime.fromisoformat(options.start).astimezone(timezone.utc), options.seed)
+             datetime.fromisoformat(options.start).astimezone(timezone.utc), options.seed,
+             options.interval_ms)
     return 0
 
 

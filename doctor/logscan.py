@@ -18,10 +18,11 @@ strings exclude backslashes and control characters.
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import lru_cache
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -80,8 +81,6 @@ _JSON_STATUS = (
 KEY_FIELDS = ("minute", "response_code", "response_flags", "response_code_details",
               "upstream_cluster", "route_name", "authority")
 _KEY_COLUMNS = ("minute", "code", "flags", "details", "cluster", "route", "authority")
-
-_NO_FLAGS = pa.array(["-", '"-"', '""', "null"], pa.string())
 
 # A pretty-printed JSON object longer than this is not read as one entry (as in the parser).
 MAX_BLOCK_LINES = 400
@@ -165,14 +164,40 @@ def valid_second(second: str) -> str | None:
 
 
 @dataclass
+class KindSpan:
+    """Entries of one failure kind in a batch: how many, and the first and last line."""
+
+    count: int
+    first_line: int
+    first_second: str | None
+    last_line: int
+    last_second: str | None
+
+    def merge(self, other: KindSpan) -> None:
+        self.count += other.count
+        if other.first_line < self.first_line:
+            self.first_line, self.first_second = other.first_line, other.first_second
+        if other.last_line > self.last_line:
+            self.last_line, self.last_second = other.last_line, other.last_second
+
+
+@dataclass
 class Batch:
-    """What one chunk of lines contributed: grouped counts, failing rows and problems."""
+    """What one chunk of lines contributed: grouped counts, failures and problems.
+
+    `kinds` is keyed by (response code, flags, details) of failing entries;
+    `paths`, `callers` and `upstream_hosts` count the failing entries by
+    path, caller host and upstream host.
+    """
 
     lines: int = 0
     entries: int = 0
     outside_window: int = 0
     counts: dict[tuple, int] = field(default_factory=dict)
-    failures: list[Row] = field(default_factory=list)
+    kinds: dict[tuple, KindSpan] = field(default_factory=dict)
+    paths: Counter = field(default_factory=Counter)
+    callers: Counter = field(default_factory=Counter)
+    upstream_hosts: Counter = field(default_factory=Counter)
     problems: list[ParseProblem] = field(default_factory=list)
 
     def add_row(self, row: Row, window: tuple[str | None, str | None]) -> None:
@@ -183,7 +208,33 @@ class Batch:
         key = row.key
         self.counts[key] = self.counts.get(key, 0) + 1
         if row.failed:
-            self.failures.append(row)
+            kind = (row.response_code, row.response_flags, row.response_code_details)
+            self.add_kind(kind, KindSpan(1, row.line, row.second, row.line, row.second))
+            _count(self.paths, row.path, 1)
+            _count(self.callers, caller_of(row.downstream_remote_address), 1)
+            _count(self.upstream_hosts, row.upstream_host, 1)
+
+    def add_kind(self, kind: tuple, span: KindSpan) -> None:
+        known = self.kinds.get(kind)
+        if known is None:
+            self.kinds[kind] = span
+        else:
+            known.merge(span)
+
+
+def _count(counter: Counter, value: str | None, count: int) -> None:
+    if value is not None:
+        counter[value] += count
+
+
+def caller_of(address: str | None) -> str | None:
+    """Return the host of `host:port` (the caller's IP without its ephemeral port)."""
+    if address is None:
+        return None
+    host, colon, port = address.rpartition(":")
+    if colon and port.isdigit() and host:
+        return host
+    return address
 
 
 def _inside(second: str | None, window: tuple[str | None, str | None]) -> bool:
@@ -283,89 +334,142 @@ def _row_numbers(count: int) -> pa.Array:
     return pa.array(range(count), pa.int64())
 
 
-def _text_columns(rows: pa.Array) -> dict[str, pa.Array]:
+def _text_columns(rows: pa.Array) -> tuple[dict[str, pa.Array], Callable]:
+    """Cut the key columns out of TEXT lines; return them and a function for the details.
+
+    The details (path, caller address, upstream host) are needed only for
+    failing rows, so the function cuts them out of the rows at given indices.
+    """
     # `[time] "METHOD PATH PROTOCOL" CODE FLAGS DETAILS rest...`
     head = pc.split_pattern(rows, " ", max_splits=7)
     # `...rest "AUTHORITY" "HOST" CLUSTER UPSTREAM_LOCAL DOWNSTREAM_LOCAL REMOTE SNI ROUTE`
     tail = pc.split_pattern(rows, " ", max_splits=8, reverse=True)
-    return {
+    columns = {
         "second": pc.utf8_slice_codeunits(rows, 1, 20),
-        "path": pc.list_element(head, 2), "code": pc.list_element(head, 4),
-        "flags": pc.list_element(head, 5), "details": pc.list_element(head, 6),
+        "code": pc.list_element(head, 4), "flags": pc.list_element(head, 5),
+        "details": pc.list_element(head, 6),
         "authority": pc.utf8_slice_codeunits(pc.list_element(tail, 1), 1, -1),
-        "host": pc.utf8_slice_codeunits(pc.list_element(tail, 2), 1, -1),
-        "cluster": pc.list_element(tail, 3), "remote": pc.list_element(tail, 6),
-        "route": pc.list_element(tail, 8),
+        "cluster": pc.list_element(tail, 3), "route": pc.list_element(tail, 8),
     }
 
+    def details(indices: pa.Array) -> dict[str, pa.Array]:
+        picked_head = pc.take(head, indices)
+        picked_tail = pc.take(tail, indices)
+        return {"path": pc.list_element(picked_head, 2),
+                "host": pc.utf8_slice_codeunits(pc.list_element(picked_tail, 2), 1, -1),
+                "remote": pc.list_element(picked_tail, 6)}
 
-def _json_columns(rows: pa.Array) -> dict[str, pa.Array]:
+    return columns, details
+
+
+def _json_columns(rows: pa.Array) -> tuple[dict[str, pa.Array], Callable]:
+    """Cut the key columns out of JSON lines, like `_text_columns`."""
     head = pc.extract_regex(rows, _JSON_AUTHORITY)
-    body = pc.extract_regex(rows, _JSON_BODY)
     status = pc.extract_regex(rows, _JSON_STATUS)
-    return {
-        "second": status.field("second"), "path": body.field("path"),
-        "code": status.field("code"), "flags": status.field("flags"),
-        "details": status.field("details"), "authority": head.field("authority"),
-        "host": status.field("host"), "cluster": status.field("cluster"),
-        "remote": body.field("remote"), "route": status.field("route"),
+    columns = {
+        "second": status.field("second"), "code": status.field("code"),
+        "flags": status.field("flags"), "details": status.field("details"),
+        "authority": head.field("authority"), "cluster": status.field("cluster"),
+        "route": status.field("route"),
     }
+    host = status.field("host")
+
+    def details(indices: pa.Array) -> dict[str, pa.Array]:
+        body = pc.extract_regex(pc.take(rows, indices), _JSON_BODY)
+        return {"path": body.field("path"), "host": pc.take(host, indices),
+                "remote": body.field("remote")}
+
+    return columns, details
 
 
 def _count_fast(source: str, first_line: int, array: pa.Array, mask: pa.Array, columns_of,
                 value_of, window: tuple[str | None, str | None], batch: Batch) -> None:
-    """Count the lines selected by `mask` with an Arrow group-by; keep their failing rows."""
-    rows = pc.filter(array, mask)
-    columns = columns_of(rows)
-    second = columns["second"]
+    """Count the lines selected by `mask` with Arrow group-bys."""
+    rows = array if pc.all(mask).as_py() else pc.filter(array, mask)
+    columns, details_of = columns_of(rows)
+    numbers = pc.add(pc.indices_nonzero(mask), first_line)
 
-    start, end = window
-    if start is not None or end is not None:
-        inside = pa.array([True] * len(rows), pa.bool_())
-        if start is not None:
-            inside = pc.and_(inside, pc.greater_equal(second, start))
-        if end is not None:
-            inside = pc.and_(inside, pc.less(second, end))
+    selected = None  # indices into `rows` of the rows inside the window, None for all
+    if window != (None, None):
+        inside = _window_mask(columns["second"], window)
         batch.outside_window += len(rows) - pc.sum(inside).as_py()
-        rows_numbers = pc.filter(pc.indices_nonzero(mask), inside)
+        selected = pc.indices_nonzero(inside)
+        numbers = pc.filter(numbers, inside)
         columns = {name: pc.filter(column, inside) for name, column in columns.items()}
-        second = columns["second"]
-    else:
-        rows_numbers = pc.indices_nonzero(mask)
+    columns["minute"] = pc.utf8_slice_codeunits(columns["second"], 0, 16)
 
-    minute = pc.utf8_slice_codeunits(second, 0, 16)
-    table = pa.table({"minute": minute, "second": second,
-                      **{name: columns[name] for name in _KEY_COLUMNS[1:]}})
+    table = pa.table({name: columns[name] for name in _KEY_COLUMNS})
     grouped = table.group_by(list(_KEY_COLUMNS)).aggregate([([], "count_all")])
     keys = [grouped.column(name).to_pylist() for name in _KEY_COLUMNS]
     totals = grouped.column("count_all").to_pylist()
     for index, total in enumerate(totals):
-        raw = tuple(column[index] for column in keys)
-        key = _normal_key(raw, value_of)
-        if window != (None, None) and key[0] is None:
-            batch.outside_window += total
-            continue
+        key = _normal_key(tuple(column[index] for column in keys), value_of)
         batch.entries += total
         batch.counts[key] = batch.counts.get(key, 0) + total
 
-    # A superset of the failing rows: anything but a 1xx-3xx code without flags.
-    # The rows it selects are checked again one by one.
-    succeeded = pc.and_(pc.match_substring_regex(columns["code"], r'^"?[1-3][0-9][0-9]"?$'),
-                        pc.is_in(columns["flags"], _NO_FLAGS))
-    failing = pc.fill_null(pc.invert(succeeded), True)
-    if not pc.any(failing).as_py():
+    failing = _failing_mask(columns["code"], columns["flags"], value_of)
+    if failing is None:
         return
-    numbers = pc.filter(rows_numbers, failing).to_pylist()
-    picked = {name: pc.filter(columns[name], failing).to_pylist()
-              for name in ("second", "code", "flags", "details", "cluster", "route", "authority",
-                           "path", "remote", "host")}
-    for position, number in enumerate(numbers):
-        row = _row(source, first_line + number, {name: values[position]
-                                                for name, values in picked.items()}, value_of)
-        if window != (None, None) and row.second is None:
-            continue
-        if row.failed:
-            batch.failures.append(row)
+    picked = {name: pc.filter(columns[name], failing)
+              for name in ("code", "flags", "details", "second")}
+    picked["line"] = pc.filter(numbers, failing)
+    _count_kinds(pa.table(picked), value_of, batch)
+
+    positions = pc.indices_nonzero(failing)
+    if selected is not None:
+        positions = pc.take(selected, positions)
+    details = details_of(positions)
+    for column, counter, convert in (("path", batch.paths, None),
+                                     ("remote", batch.callers, caller_of),
+                                     ("host", batch.upstream_hosts, None)):
+        counted = pc.value_counts(details[column])
+        for value, count in zip(counted.field("values").to_pylist(),
+                                counted.field("counts").to_pylist()):
+            value = value_of(value)
+            _count(counter, convert(value) if convert else value, count)
+
+
+def _window_mask(second: pa.Array, window: tuple[str | None, str | None]) -> pa.Array:
+    """Select rows whose start second is inside the window and names a real time."""
+    start, end = window
+    inside = pc.is_valid(second)
+    if start is not None:
+        inside = pc.and_(inside, pc.greater_equal(second, start))
+    if end is not None:
+        inside = pc.and_(inside, pc.less(second, end))
+    minutes = pc.utf8_slice_codeunits(second, 0, 16)
+    invalid = [minute for minute in pc.unique(minutes).to_pylist()
+               if minute is not None and valid_second(minute + ":00") is None]
+    if invalid:
+        inside = pc.and_(inside, pc.invert(pc.is_in(minutes, pa.array(invalid, minutes.type))))
+    return pc.fill_null(inside, False)
+
+
+def _failing_mask(code: pa.Array, flags: pa.Array, value_of) -> pa.Array | None:
+    """Select the failing rows; the decision is made once per distinct (code, flags)."""
+    pair = pc.binary_join_element_wise(code, flags, pa.scalar("\x1f", code.type))
+    failing = []
+    for value in pc.unique(pair).to_pylist():
+        raw_code, raw_flags = value.split("\x1f", 1)
+        if is_failure(accesslog._int(value_of(raw_code)), accesslog._flags(value_of(raw_flags))):
+            failing.append(value)
+    if not failing:
+        return None
+    return pc.is_in(pair, pa.array(failing, pair.type))
+
+
+def _count_kinds(table: pa.Table, value_of, batch: Batch) -> None:
+    grouped = table.group_by(["code", "flags", "details"], use_threads=False).aggregate([
+        ([], "count_all"), ("line", "min"), ("line", "max"),
+        ("second", "first"), ("second", "last")])
+    columns = {name: grouped.column(name).to_pylist() for name in grouped.column_names}
+    for index, count in enumerate(columns["count_all"]):
+        kind = (accesslog._int(value_of(columns["code"][index])),
+                accesslog._flags(value_of(columns["flags"][index])),
+                value_of(columns["details"][index]))
+        batch.add_kind(kind, KindSpan(
+            count, columns["line_min"][index], _minute_checked(columns["second_first"][index]),
+            columns["line_max"][index], _minute_checked(columns["second_last"][index])))
 
 
 def _row(source: str, line: int, raw: dict[str, str | None], value_of) -> Row:
@@ -513,6 +617,7 @@ def iter_rows(batch_lines: Sequence[str], source: str = "<lines>") -> Iterator[R
         single = pa.array([line], pa.string())
         columns_of, value_of = ((_text_columns, _text_value) if text_ok[index]
                                 else (_json_columns, _json_value))
-        columns = columns_of(single)
+        columns, details_of = columns_of(single)
+        columns.update(details_of(pa.array([0], pa.int64())))
         raw = {name: column[0].as_py() for name, column in columns.items()}
         yield _row(source, index + 1, raw, value_of)

@@ -22,7 +22,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, BinaryIO, Iterable, Iterator, Sequence
 
-from doctor.logscan import KEY_FIELDS, Batch, Row, is_failure, scan_text, second_of
+from doctor.logscan import KEY_FIELDS, Batch, KindSpan, caller_of, is_failure, scan_text, second_of
 from doctor.model import ParseProblem
 from doctor.parsers import accesslog
 
@@ -42,7 +42,7 @@ TRACKED_VALUES = 5000
 PROBLEMS_KEPT = 200
 MAX_FILLED_MINUTES = 7 * 24 * 60
 _THREADS = 2
-_IN_FLIGHT = 4
+_IN_FLIGHT = 3  # chunks read ahead; each costs tens of MB while scanned
 
 _TEXT_TIME = re.compile(r'\[(\d{4}-\d\d-\d\d[T ][^\]]+)\] "')
 _JSON_TIME = re.compile(r'"start_time"\s*:\s*"([^"]+)"')
@@ -124,10 +124,10 @@ class TopValues:
     counts: Counter = field(default_factory=Counter)
     approximate: bool = False
 
-    def add(self, value: str | None) -> None:
+    def add(self, value: str | None, count: int = 1) -> None:
         if value is None:
             return
-        self.counts[value] += 1
+        self.counts[value] += count
         if len(self.counts) > 2 * self.capacity:
             self.counts = Counter(dict(self.counts.most_common(self.capacity)))
             self.approximate = True
@@ -256,51 +256,43 @@ class LogSummary:
             "notes": self.notes,
         }
 
-    def add_batch(self, batch: Batch) -> None:
+    def add_batch(self, source: str, batch: Batch) -> None:
         self.entries += batch.entries
         self.outside_window += batch.outside_window
         for key, count in batch.counts.items():
             self.counts[key] += count
             if is_failure(key[1], key[2]):
                 self.failures += count
-        for row in batch.failures:
-            self._add_failure(row)
+        for kind_key, span in batch.kinds.items():
+            self._add_kind(source, kind_key, span)
+        for top, counter in ((self.failing_paths, batch.paths),
+                             (self.failing_callers, batch.callers),
+                             (self.failing_upstream_hosts, batch.upstream_hosts)):
+            for value, count in counter.items():
+                top.add(value, count)
         self.malformed += len(batch.problems)
         room = PROBLEMS_KEPT - len(self.problems)
         if room > 0:
             self.problems.extend(batch.problems[:room])
 
-    def _add_failure(self, row: Row) -> None:
-        kind_key = (row.response_code, row.response_flags, row.response_code_details)
-        here = Occurrence(row.source, row.line, row.second)
+    def _add_kind(self, source: str, kind_key: tuple, span: KindSpan) -> None:
+        first = Occurrence(source, span.first_line, span.first_second)
+        last = Occurrence(source, span.last_line, span.last_second)
         kind = self.kinds.get(kind_key)
         if kind is None:
-            self.kinds[kind_key] = FailureKind(*kind_key, 1, here, here)
-        else:
-            kind.count += 1
-            if _earlier(here, kind.first):
-                kind.first = here
-            if not _earlier(here, kind.last):
-                kind.last = here
-        self.failing_paths.add(row.path)
-        self.failing_callers.add(caller_of(row.downstream_remote_address))
-        self.failing_upstream_hosts.add(row.upstream_host)
+            self.kinds[kind_key] = FailureKind(*kind_key, span.count, first, last)
+            return
+        kind.count += span.count
+        if _earlier(first, kind.first):
+            kind.first = first
+        if not _earlier(last, kind.last):
+            kind.last = last
 
 
 def _earlier(one: Occurrence, other: Occurrence) -> bool:
     if one.second is None or other.second is None:
         return False
     return one.second < other.second
-
-
-def caller_of(address: str | None) -> str | None:
-    """Return the host of `host:port` (the caller's IP without its ephemeral port)."""
-    if address is None:
-        return None
-    host, colon, port = address.rpartition(":")
-    if colon and port.isdigit() and host:
-        return host
-    return address
 
 
 def _pairs(counter: Counter) -> list[dict[str, Any]]:
@@ -429,11 +421,16 @@ class _CountingReader:
 def _scan_stream(handle: BinaryIO, source: str, end_offset: int | None,
                  window: tuple[str | None, str | None], report: FileReport,
                  summary: LogSummary) -> None:
-    """Scan chunks on worker threads (Arrow releases the GIL) and add them in file order."""
-    chunks = _text_chunks(handle, end_offset)
+    """Scan chunks on worker threads and add them in file order.
+
+    Arrow releases the GIL, so two chunks are scanned at once. Workers number
+    lines from 1 within their chunk; the lines are renumbered when the chunk
+    is added, because only then is the number of lines before it known.
+    """
+    chunks = _byte_chunks(handle, end_offset)
     with ThreadPoolExecutor(_THREADS) as pool:
-        queue: list[tuple[str, int, int, bool, Future]] = []
-        first_line = 1
+        queue: list[tuple[bytes, bool, Future]] = []
+        lines_before = 0
         carry = ""
         exhausted = False
         while True:
@@ -442,43 +439,61 @@ def _scan_stream(handle: BinaryIO, source: str, end_offset: int | None,
                 if item is None:
                     exhausted = True
                     break
-                text, lines, final = item
-                queue.append((text, first_line, lines, final, pool.submit(
-                    scan_text, source, first_line, text, final, window)))
-                first_line += lines
+                data, final = item
+                queue.append((data, final, pool.submit(_scan_bytes, source, data, final, window)))
             if not queue:
                 break
 
-            text, chunk_first, total, final, future = queue.pop(0)
+            data, final, future = queue.pop(0)
             if carry:
                 # The previous chunk left lines of an open JSON object: rescan this
-                # chunk with them in front, and renumber the chunks after it.
+                # chunk with them in front.
                 future.cancel()
-                text = carry + "\n" + text
-                carried = carry.count("\n") + 1
-                chunk_first -= carried
-                total += carried
-                batch, consumed = scan_text(source, chunk_first, text, final, window)
+                text = carry + "\n" + _decode(data)
+                batch, consumed = scan_text(source, 1, text, final, window)
+                total = text.count("\n") + 1
             else:
-                batch, consumed = future.result()
+                batch, consumed, total, text = future.result()
             carry = ""
             if consumed < total:
+                if text is None:
+                    text = _decode(data)
                 carry = text.split("\n", consumed)[-1]
-                batch.lines = consumed
-            report.lines += batch.lines
-            report.entries += batch.entries
-            report.malformed += len(batch.problems)
-            summary.add_batch(batch)
+            _renumber_batch(batch, lines_before)
+            lines_before += consumed
+            _add(batch, consumed, source, report, summary)
         if carry:
-            batch, _ = scan_text(source, first_line - carry.count("\n") - 1, carry, True, window)
-            report.lines += batch.lines
-            report.entries += batch.entries
-            report.malformed += len(batch.problems)
-            summary.add_batch(batch)
+            batch, consumed = scan_text(source, 1, carry, True, window)
+            _renumber_batch(batch, lines_before)
+            _add(batch, consumed, source, report, summary)
 
 
-def _text_chunks(handle: BinaryIO, end_offset: int | None) -> Iterator[tuple[str, int, bool]]:
-    """Yield (text of complete lines, number of lines, is the last chunk) from `handle`."""
+def _scan_bytes(source: str, data: bytes, final: bool, window: tuple[str | None, str | None]):
+    text = _decode(data)
+    batch, consumed = scan_text(source, 1, text, final, window)
+    total = text.count("\n") + 1
+    return batch, consumed, total, (text if consumed < total else None)
+
+
+def _renumber_batch(batch: Batch, lines_before: int) -> None:
+    if not lines_before:
+        return
+    for span in batch.kinds.values():
+        span.first_line += lines_before
+        span.last_line += lines_before
+    batch.problems = [ParseProblem(problem.source, (problem.line or 0) + lines_before,
+                                   problem.message) for problem in batch.problems]
+
+
+def _add(batch: Batch, lines: int, source: str, report: FileReport, summary: LogSummary) -> None:
+    report.lines += lines
+    report.entries += batch.entries
+    report.malformed += len(batch.problems)
+    summary.add_batch(source, batch)
+
+
+def _byte_chunks(handle: BinaryIO, end_offset: int | None) -> Iterator[tuple[bytes, bool]]:
+    """Yield (complete lines without the last newline, is the last chunk) from `handle`."""
     pending = b""
     remaining = None if end_offset is None else end_offset - handle.tell()
     while True:
@@ -488,8 +503,7 @@ def _text_chunks(handle: BinaryIO, end_offset: int | None) -> Iterator[tuple[str
             remaining -= len(data)
         if not data:
             if pending:
-                text = _decode(pending)
-                yield text, text.count("\n") + 1, True
+                yield pending, True
             return
         data = pending + data
         cut = data.rfind(b"\n")
@@ -497,8 +511,7 @@ def _text_chunks(handle: BinaryIO, end_offset: int | None) -> Iterator[tuple[str
             pending = data
             continue
         pending = data[cut + 1:]
-        text = _decode(data[:cut])
-        yield text, text.count("\n") + 1, False
+        yield data[:cut], False
 
 
 def _decode(data: bytes) -> str:

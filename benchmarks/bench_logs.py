@@ -1,0 +1,221 @@
+"""Benchmark `mesh-doctor logs` against mawk and jq, and record the results.
+
+Generates, in a temporary folder, a 1,000,000-line Istio access log in TEXT
+and in JSON format and a TEXT log of about 1 GB, then measures in the same
+run: the time of `mesh-doctor logs` against mawk (TEXT) and against jq
+`reduce inputs` (JSON), both counting by response code, flags, details and
+upstream cluster; the peak RSS of `mesh-doctor logs` on the 1 GB log; and
+the bytes it reads for `--since 15m` on that log. Writes the section
+"Access-log summary" of docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import re
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from generate_accesslog import generate  # noqa: E402
+
+DOC = ROOT / "docs" / "benchmarks.md"
+TITLE = "## Access-log summary"
+LINES = 1_000_000
+GIGABYTE = 1_000_000_000
+TEXT_LINE_BYTES = 323  # mean size of a generated TEXT line
+START = datetime(2026, 12, 4, 8, 0, tzinfo=timezone.utc)
+RUNS = 3
+TIMEOUT = 600
+
+MAWK = ["mawk", '{c[$5" "$6" "$7" "$(NF-5)]++} END{for(k in c) print c[k], k}']
+JQ = ["jq", "-n", "-c", "reduce inputs as $e ({}; .[[$e.response_code, $e.response_flags, "
+      "$e.response_code_details, $e.upstream_cluster]|tostring] += 1)"]
+
+
+def main() -> int:
+    for tool in ("mawk", "jq"):
+        if shutil.which(tool) is None:
+            print(f"bench: {tool} is not installed; run `make bench`, which installs it",
+                  file=sys.stderr)
+            return 1
+    doctor = [str(Path(sys.executable).with_name("mesh-doctor")), "logs"]
+
+    with tempfile.TemporaryDirectory(prefix="bench-logs-") as folder:
+        work = Path(folder)
+        text_log, json_log, big_log = work / "text.log", work / "json.log", work / "big.log"
+        print("generating the logs ...", file=sys.stderr)
+        generate(text_log, LINES, "text", START)
+        generate(json_log, LINES, "json", START)
+        # About 100 requests a second, so the 1 GB log spans about 9 hours.
+        generate(big_log, GIGABYTE // TEXT_LINE_BYTES, "text", START, interval_ms=10.0)
+
+        text_doctor = _best(doctor + [str(text_log), "--format", "json"])
+        text_mawk = _best(MAWK + [str(text_log)])
+        json_doctor = _best(doctor + [str(json_log), "--format", "json"], runs=1)
+        json_jq = _best(JQ + [str(json_log)], runs=1)
+        peak_kb = _peak_rss_kb(doctor + [str(big_log), "--format", "json"])
+        window = json.loads(_output(doctor + [str(big_log), "--since", "15m", "--format", "json"]))
+        report = window["files"][0]
+        span = _span_minutes(window)
+
+        results = {
+            "text_doctor": text_doctor[0], "text_mawk": text_mawk[0],
+            "json_doctor": json_doctor[0], "json_jq": json_jq[0],
+            "text_doctor_cpu": text_doctor[1], "text_mawk_cpu": text_mawk[1],
+            "json_doctor_cpu": json_doctor[1], "json_jq_cpu": json_jq[1],
+            "load": os.getloadavg()[0],
+            "peak_mb": peak_kb / 1024, "big_bytes": big_log.stat().st_size,
+            "window_bytes": report["bytes_read"], "window_method": report["method"],
+            "window_entries": window["entries"], "span_minutes": span,
+            "text_bytes": text_log.stat().st_size, "json_bytes": json_log.stat().st_size,
+        }
+    _write_doc(results)
+    print(json.dumps(results, indent=2))
+    return 0
+
+
+def _best(argv: list[str], runs: int = RUNS) -> tuple[float, float]:
+    """Return the fastest wall-clock time of `runs` runs of `argv` and that run's CPU time."""
+    best = (float("inf"), 0.0)
+    for _ in range(runs):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        started = time.perf_counter()
+        subprocess.run(argv, stdout=subprocess.DEVNULL, check=True, timeout=TIMEOUT)
+        wall = time.perf_counter() - started
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+        best = min(best, (wall, cpu))
+    return best
+
+
+def _output(argv: list[str]) -> str:
+    return subprocess.run(argv, capture_output=True, text=True, check=True,
+                          timeout=TIMEOUT).stdout
+
+
+def _peak_rss_kb(argv: list[str]) -> int:
+    """Return the maximum resident set size of `argv` in KiB, as GNU time reports it."""
+    completed = subprocess.run(["/usr/bin/time", "-f", "%M"] + argv, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True, check=True, timeout=TIMEOUT)
+    return int(completed.stderr.strip().splitlines()[-1])
+
+
+def _span_minutes(window: dict) -> int:
+    """Return the minutes between the first and the newest entry of the 1 GB log."""
+    end = datetime.fromisoformat(window["window"]["start"]).replace(tzinfo=timezone.utc)
+    return round((end - START).total_seconds() / 60) + 15
+
+
+def _machine() -> str:
+    model = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mawk = subprocess.run(["mawk", "-W", "version"], capture_output=True, text=True).stdout
+    jq = subprocess.run(["jq", "--version"], capture_output=True, text=True).stdout
+    import pyarrow
+
+    return (f"{os.cpu_count()} CPUs (nproc), {model}, Python {platform.python_version()}, "
+            f"pyarrow {pyarrow.__version__}, {mawk.splitlines()[0] if mawk else 'mawk'}, "
+            f"{jq.strip()}")
+
+
+def _write_doc(results: dict) -> None:
+    text_ratio = results["text_doctor"] / results["text_mawk"]
+    json_speedup = results["json_jq"] / results["json_doctor"]
+    share = results["window_bytes"] / results["big_bytes"]
+    ideal = 15 / results["span_minutes"]
+    rows = [
+        ("TEXT, 1,000,000 lines: time against mawk", f"{results['text_doctor']:.2f} s against "
+         f"{results['text_mawk']:.2f} s = {text_ratio:.2f}× mawk's time (CPU time "
+         f"{results['text_doctor_cpu']:.2f} s against {results['text_mawk_cpu']:.2f} s)", "≤ 1.0×",
+         _verdict(text_ratio <= 1.0)),
+        ("JSON, 1,000,000 lines: speed-up against jq", f"{results['json_doctor']:.2f} s against "
+         f"{results['json_jq']:.2f} s = {json_speedup:.1f}× faster (CPU time "
+         f"{results['json_doctor_cpu']:.2f} s against {results['json_jq_cpu']:.2f} s)", "≥ 10×",
+         _verdict(json_speedup >= 10)),
+        ("Peak RSS on the 1 GB TEXT log", f"{results['peak_mb']:.0f} MB", "≤ 300 MB",
+         _verdict(results["peak_mb"] <= 300)),
+        ("Bytes read for `--since 15m` of the 1 GB log",
+         f"{results['window_bytes']:,} of {results['big_bytes']:,} = {share:.2%} "
+         f"({results['window_method']})", "≤ 5%", _verdict(share <= 0.05)),
+    ]
+    table = "\n".join(f"| {name} | {value} | {target} | {verdict} |"
+                      for name, value, target, verdict in rows)
+    section = f"""{TITLE}
+
+`make bench` (benchmarks/bench_logs.py), run on {time.strftime('%Y-%m-%d', time.gmtime())}.
+Machine: {_machine()}.
+
+The logs are generated by benchmarks/generate_accesslog.py in a temporary
+folder: Istio's TEXT format since 1.24 ({results['text_bytes']:,} bytes for
+1,000,000 lines) and Envoy's compact, key-sorted JSON
+({results['json_bytes']:,} bytes), about 90% 200s with 503 UF/URX/UO/UH/UC,
+TLS failures, 403 RBAC, 401 JWT, 429 RL and 504 UT. mawk counts by code,
+flags, details and cluster (`{MAWK[1]}`); jq does the same grouping with
+`reduce inputs`. `mesh-doctor logs --format json` computes the whole summary
+(per-minute counts by six fields, failure kinds with first and last line,
+top failing paths, callers and hosts, error-rate series). Times are the best
+of {RUNS} runs for TEXT and of one run for JSON, wall clock, start-up included;
+`mesh-doctor logs` scans on two threads, mawk and jq on one, so the CPU time
+of the same run is given too. The one-minute load average when the run ended
+was {results['load']:.1f}.
+The 1 GB log spans about {results['span_minutes']} minutes, so the last 15
+minutes are {ideal:.2%} of it; the seek starts two minutes early because
+Envoy logs the start time of a request when it ends.
+
+| measure | result | target | met |
+| --- | --- | --- | --- |
+{table}
+
+How the summary reads a line: RE2 (through pyarrow) checks every line against
+the whole of Istio's TEXT format or of Envoy's key-sorted JSON, so that the
+fast path reads each line exactly as the tolerant parser does (a hypothesis
+test holds them to it); the fields are then cut out with Arrow string splits
+(TEXT) or short RE2 extractions (JSON) and counted with Arrow group-bys, on
+two threads. mawk only splits fields and increments one counter a line, and
+jq does no format check either.
+
+What was tried, each on the same 1,000,000-line files: a Python `re` pass
+over each chunk (about 7× mawk's time for TEXT); polars `str.extract_groups`
+(about 4×); RE2 captures of the whole line through pyarrow (about 5×); the
+present form (about 3×). For JSON, polars `read_ndjson` parses the file in
+about 1.3 s, which would meet the 10× target, but it cannot tell a missing
+key from a null, keeps nested values and duplicate keys differently from
+`json.loads`, and fails a whole chunk on one bad line, so it would not read
+every line as the tolerant parser does; checking each line first with RE2
+costs about 2 s by itself. The JSON and TEXT targets are not met; the gap
+that remains is the cost of checking every line against the full format.
+"""
+    DOC.parent.mkdir(parents=True, exist_ok=True)
+    existing = DOC.read_text(encoding="utf-8") if DOC.exists() else "# Benchmarks\n"
+    pattern = re.compile(rf"^{re.escape(TITLE)}\n.*?(?=^## |\Z)", re.S | re.M)
+    if pattern.search(existing):
+        updated = pattern.sub(lambda _: section + "\n", existing)
+    else:
+        updated = existing.rstrip("\n") + "\n\n" + section
+    DOC.write_text(updated.rstrip("\n") + "\n", encoding="utf-8")
+
+
+def _verdict(met: bool) -> str:
+    return "yes" if met else "no"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
