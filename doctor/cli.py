@@ -46,6 +46,8 @@ FORMATS = ("text", "json", "md")
 EXTRA_COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("lab", "doctor.commands.lab", "run a real Envoy mesh on 127.0.0.1, inject faults and capture bundles"),
     ("logs", "doctor.commands.logs", "summarize Envoy access logs (plain or gzip) in a time window"),
+    ("sessions", "doctor.commands.sessions", "list guided sessions; resume one with `resume ID`"),
+    ("resume", "doctor.commands.resume", "continue a guided session where it stopped"),
 )
 
 
@@ -74,6 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
     tui = commands.add_parser("tui", help="open the terminal UI on evidence (the default "
                               "command when only paths are given)")
     tui.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    tui.add_argument("--read-only", action="store_true",
+                     help="refuse every mutating playbook step in guided sessions")
 
     for name, module_name, summary in EXTRA_COMMANDS:
         extra = commands.add_parser(name, help=summary)
@@ -172,7 +176,14 @@ def _tui(options: argparse.Namespace) -> int:
     except RuleLoadError as error:
         print(f"mesh-doctor: invalid rules\n{error}", file=sys.stderr)
         return ExitCode.RULES_INVALID
-    build_app(options.paths).run()
+    from doctor.session import load_production_contexts
+    from doctor.tui.app import SessionOptions
+
+    production, problems = load_production_contexts()
+    for problem in problems:
+        print(f"mesh-doctor: {problem.source}: {problem.message}", file=sys.stderr)
+    build_app(options.paths, read_only=options.read_only,
+              sessions=SessionOptions(production_contexts=production)).run()
     return ExitCode.OK
 
 
