@@ -9,23 +9,29 @@ worker failure ends in `on_work_failed`, which shows an error dialog.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 from textual import work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
 
-from doctor.diagnosis import Diagnosis
+from doctor.diagnosis import Diagnosis, Finding
+from doctor.journal import Journal, new_session_id
 from doctor.playbooks import Playbook, load_playbooks
 from doctor.report import render_markdown
 from doctor.rules import RuleLoadError
 from doctor.tui import formatting
-from doctor.tui.messages import ReportExported, ScanCompleted, WorkFailed
+from doctor.session import (
+    KubeContext, Session, SessionError, current_kube_context, values_from_facts,
+)
+from doctor.tui.messages import ReportExported, ScanCompleted, SessionOpened, WorkFailed
 from doctor.tui.screens.base import DoctorScreen
 from doctor.tui.screens.dialogs import ErrorDialog, HelpScreen
+from doctor.tui.screens.session import SessionScreen
 from doctor.tui.screens.triage import TriageScreen
 
 logger = logging.getLogger(__name__)
@@ -38,25 +44,63 @@ NAVIGATION_KEYS = (
 )
 
 
+@dataclass
+class SessionOptions:
+    """How guided sessions run: where journals go, which runner, which contexts are production.
+
+    `values` adds placeholder values the evidence cannot give (the mesh lab's
+    ports). `playbooks_dir` replaces the shipped playbooks. `resume` is the id
+    of a session to open at start; `new_id` makes the id of a new one. `read_context` returns the kube context
+    mutations would go to; the session compares it before each change.
+    """
+
+    journal_root: Path | None = None
+    runner: Any = None
+    read_context: Callable[[], KubeContext] = current_kube_context
+    production_contexts: tuple[str, ...] = ()
+    values: dict[str, str] = field(default_factory=dict)
+    playbooks_dir: Path | None = None
+    resume: str | None = None
+    new_id: Callable[[], str] = new_session_id
+
+
 def build_app(
     paths: Sequence[Path],
     *,
     read_only: bool = True,
     export_dir: Path | None = None,
     clock: Clock | None = None,
+    sessions: SessionOptions | None = None,
 ) -> MeshDoctorApp:
     """Build the app that scans `paths` and shows the diagnosis.
 
     `export_dir` is where `e` writes the Markdown report (default: the current
     folder). `clock` returns the time used for the report's name and the
-    diagnosis timestamp; tests pass a fixed one.
+    diagnosis timestamp; tests pass a fixed one. `read_only` refuses every
+    mutating playbook step; `sessions` configures guided sessions.
     """
     return MeshDoctorApp(
         [Path(path) for path in paths],
         read_only=read_only,
         export_dir=export_dir if export_dir is not None else Path.cwd(),
         clock=clock or _local_now,
+        sessions=sessions or SessionOptions(),
     )
+
+
+def _default_runner():
+    from doctor.runner import Runner
+
+    return Runner.from_environment()
+
+
+def session_values(paths: Sequence[Path], finding: Finding) -> dict[str, str]:
+    """Read the facts of `paths` again and derive the placeholder values of `finding`."""
+    from doctor.readers import read_paths
+    from doctor.scan import load_engine
+
+    read = read_paths(list(paths), load_engine().rulebook.signatures)
+    return values_from_facts(finding, read.facts)
 
 
 def _local_now() -> datetime:
@@ -91,12 +135,13 @@ class MeshDoctorApp(App[None]):
         read_only: bool,
         export_dir: Path,
         clock: Clock,
+        sessions: SessionOptions,
     ) -> None:
         super().__init__()
         self.paths = paths
-        # NOTE: no screen runs a command yet, so read_only only labels the
-        # session. A screen that runs playbook steps must check it and ask to confirm.
+        # The guided session screen refuses every mutating step when read_only is set.
         self.read_only = read_only
+        self.session_options = sessions
         self.export_dir = export_dir
         self.clock = clock
         self.diagnosis: Diagnosis | None = None
@@ -111,6 +156,8 @@ class MeshDoctorApp(App[None]):
 
     def on_mount(self) -> None:
         self._scan(self.paths, self.clock())
+        if self.session_options.resume:
+            self._resume(self.session_options.resume)
 
     @work(thread=True, exclusive=True, group="scan", exit_on_error=False)
     def _scan(self, paths: list[Path], now: datetime) -> None:
@@ -129,7 +176,7 @@ class MeshDoctorApp(App[None]):
         playbooks: dict[str, Playbook] = {}
         playbook_error = None
         try:
-            playbooks = load_playbooks()
+            playbooks = load_playbooks(self.session_options.playbooks_dir)
         except (RuleLoadError, OSError) as error:
             logger.warning("playbooks could not be loaded: %s", error)
             playbook_error = str(error)
@@ -143,6 +190,57 @@ class MeshDoctorApp(App[None]):
         if message.playbook_error:
             self.notify("Playbooks could not be loaded; findings show their remediation text only.",
                         title="Playbooks", severity="warning")
+
+    # --- guided sessions ---
+
+    def start_session(self, finding: Finding) -> None:
+        """Open a guided session on the playbook of `finding`, in a worker that reads its values."""
+        playbook = self.playbooks.get(finding.playbook or "")
+        if playbook is None:
+            self.notify(f"No playbook {finding.playbook!r} is loaded for {finding.cause_id}.",
+                        title="Session", severity="warning")
+            return
+        self._open_session(finding, playbook)
+
+    @work(thread=True, exclusive=True, group="session-start", exit_on_error=False)
+    def _open_session(self, finding: Finding, playbook: Playbook) -> None:
+        options = self.session_options
+        try:
+            values = session_values(self.paths, finding)
+            values.update(options.values)
+            journal = Journal.for_session(options.new_id(), options.journal_root)
+            session = Session.start(playbook, journal, finding=finding,
+                                    paths=[str(path) for path in self.paths], values=values,
+                                    read_only=self.read_only, context=options.read_context(),
+                                    production_contexts=options.production_contexts)
+        except OSError as error:
+            logger.warning("the session journal could not be written: %s", error)
+            self.post_message(WorkFailed("Session not started",
+                                         f"The session journal could not be written: {error}. "
+                                         "Set XDG_STATE_HOME to a folder you can write to."))
+            return
+        self.post_message(SessionOpened(session))
+
+    def _resume(self, session_id: str) -> None:
+        options = self.session_options
+        journal = Journal.for_session(session_id, options.journal_root)
+        try:
+            playbooks = load_playbooks(options.playbooks_dir)
+            session = Session.resume(journal, playbooks, read_only=True if self.read_only else None,
+                                     context=options.read_context(),
+                                     production_contexts=options.production_contexts)
+        except (RuleLoadError, SessionError, OSError) as error:
+            self.push_screen(ErrorDialog("Session not resumed", str(error)))
+            return
+        for problem in session.problems:
+            self.notify(f"{problem.source}:{problem.line}: {problem.message}", title="Journal",
+                        severity="warning")
+        self.post_message(SessionOpened(session))
+
+    def on_session_opened(self, message: SessionOpened) -> None:
+        options = self.session_options
+        runner = options.runner if options.runner is not None else _default_runner()
+        self.push_screen(SessionScreen(message.session, runner, options.read_context))
 
     def on_work_failed(self, message: WorkFailed) -> None:
         self.push_screen(ErrorDialog(message.title, message.message))
@@ -182,7 +280,11 @@ class MeshDoctorApp(App[None]):
         if isinstance(screen, HelpScreen):
             return
         name = getattr(screen, "SCREEN_NAME", type(screen).__name__)
-        self.push_screen(HelpScreen(name, self._help_rows(screen)))
+        note = getattr(screen, "HELP_NOTE", None)
+        if note:
+            self.push_screen(HelpScreen(name, self._help_rows(screen), note=note))
+        else:
+            self.push_screen(HelpScreen(name, self._help_rows(screen)))
 
     def _help_rows(self, screen: Screen) -> list[tuple[str, str]]:
         """List the keys of `screen` and of the app, then the navigation keys of the widgets."""

@@ -13,6 +13,7 @@ from textual.message import Message
 
 from doctor.diagnosis import Diagnosis
 from doctor.playbooks import Playbook
+from doctor.session import Session
 
 
 @dataclass
@@ -56,3 +57,10 @@ class WorkFailed(Message):
 
     title: str
     message: str
+
+
+@dataclass
+class SessionOpened(Message):
+    """A guided session started or was rebuilt from its journal; the app shows its screen."""
+
+    session: Session

@@ -13,6 +13,10 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Static
 
 
+READ_ONLY_NOTE = ("Every key only reads: nothing here changes the cluster or the input files. "
+                  "esc closes this help.")
+
+
 class ErrorDialog(ModalScreen[None]):
     """A failure the engineer must see: a title, the message, and a button to close it."""
 
@@ -50,10 +54,12 @@ class HelpScreen(ModalScreen[None]):
         Binding("escape,question_mark,q", "dismiss_help", "Close"),
     ]
 
-    def __init__(self, screen_name: str, keys: Iterable[tuple[str, str]]) -> None:
+    def __init__(self, screen_name: str, keys: Iterable[tuple[str, str]], *,
+                 note: str = READ_ONLY_NOTE) -> None:
         super().__init__()
         self.screen_name = screen_name
         self.keys = list(keys)
+        self.note = note
 
     def compose(self) -> ComposeResult:
         table = Table.grid(padding=(0, 2))
@@ -66,11 +72,7 @@ class HelpScreen(ModalScreen[None]):
             yield Static(f"Keys — {self.screen_name}", id="help-title", markup=False)
             with VerticalScroll(id="help-body"):
                 yield Static(table, id="help-keys")
-            yield Static(
-                "Every key only reads: nothing here changes the cluster or the input files. "
-                "esc closes this help.",
-                id="help-note",
-            )
+            yield Static(self.note, id="help-note")
 
     def action_dismiss_help(self) -> None:
         self.dismiss(None)

@@ -35,6 +35,7 @@ class FindingScreen(DoctorScreen):
         Binding("enter", "open_evidence", "Open line", show=False),
         Binding("r", "remediation", "Remediation"),
         Binding("i", "inputs", "Inputs"),
+        Binding("g", "guide", "Guided session"),
     ]
 
     def __init__(
@@ -229,6 +230,10 @@ class FindingScreen(DoctorScreen):
 
     def action_inputs(self) -> None:
         self.app.push_screen(EvidenceScreen(self.diagnosis))
+
+    def action_guide(self) -> None:
+        """Walk this finding's playbook step by step in a guided session."""
+        self.app.start_session(self.finding)
 
     def action_remediation(self) -> None:
         """Scroll the remediation to the top and focus the page, so arrows and pgdn scroll on."""
