@@ -48,6 +48,7 @@ EXTRA_COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("logs", "doctor.commands.logs", "summarize Envoy access logs (plain or gzip) in a time window"),
     ("sessions", "doctor.commands.sessions", "list guided sessions; resume one with `resume ID`"),
     ("resume", "doctor.commands.resume", "continue a guided session where it stopped"),
+    ("report", "doctor.commands.report", "write the incident summary of a session or a scan (md, json, html)"),
 )
 
 
