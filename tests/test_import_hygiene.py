@@ -19,6 +19,7 @@ CORE_MODULES = [
     "doctor.logscan",
     "doctor.logstats",
     "doctor.journal",
+    "doctor.session",
 ]
 FORBIDDEN = ["textual", "rich", "sh", "kubernetes"]
 
