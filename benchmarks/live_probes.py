@@ -1,7 +1,7 @@
 """Benchmark the live probes' parallel runner against a slow API server, and record the results.
 
 Starts the replay API server (tests/replay) on 127.0.0.1 with 200 ms added
-to every answer, and runs the same 40 probe runs of a full live collection
+to every response, and runs the same 40 probe runs of a full live collection
 of the recorded OOM incident (API lists through the kubernetes client,
 `kubectl logs` and `kubectl exec ... pilot-agent request GET`) three ways:
 one at a time (what a shell script of kubectl calls does), with the default
@@ -94,7 +94,7 @@ def write_doc(results: list[dict], requests: int) -> None:
 Machine: {cpus} CPUs (os.cpu_count), Python {platform.python_version()}, kubectl on PATH first.
 
 The replay API server (tests/replay) serves the recorded sidecar OOM incident
-on 127.0.0.1 over HTTPS and holds back every answer by {DELAY_S * 1000:.0f} ms. The same
+on 127.0.0.1 over HTTPS and holds back every response by {DELAY_S * 1000:.0f} ms. The same
 {PROBES} probe runs of a full live collection ({", ".join(results[0]["kinds"])} probes: API lists
 through the kubernetes client, `kubectl logs`, `kubectl exec ... pilot-agent request
 GET`) run one at a time (the peer: what a shell script of kubectl calls does),

@@ -8,7 +8,7 @@ network namespace, which the app and its sidecar share, so traffic between
 them on loopback is seen as well as the pod's own traffic.
 
 The capture is bounded three ways: `timeout SECONDS`, `-c PACKETS` and
-`-s SNAPLEN` bytes per packet; the log read back is limited to
+`-s SNAPLEN` bytes per packet. The log read back is limited to
 PACKETS × (SNAPLEN + 200) bytes of text. Ephemeral containers cannot be
 removed from a pod, so clean-up means the container has terminated: the
 probe waits for that and says in its reason whether it saw it.

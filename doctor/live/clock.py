@@ -1,7 +1,7 @@
 """The clock-drift probe: compares the times the cluster reports with each other.
 
 Three clocks are compared: this machine's, the API server's (the `Date`
-header of its answer, one-second resolution) and each node's (the kubelet
+header of its response, one-second resolution) and each node's (the kubelet
 writes the Ready condition's `lastHeartbeatTime` with the node's clock).
 A heartbeat later than the API server's time proves that the node's clock
 runs ahead by at least the difference. A heartbeat that is old proves
@@ -22,7 +22,8 @@ from doctor.live.kubeapi import api_get
 from doctor.live.registry import Permission, ProbeRegistry, Target
 from doctor.model import Observation, ProbeStatus
 
-# The kubelet's default nodeStatusReportFrequency since Kubernetes 1.13.
+# An estimate: the kubelet's nodeStatusReportFrequency, 5 minutes by default in kubelets
+# that renew a node lease; a cluster may configure it shorter.
 STATUS_REPORT_PERIOD_S = 300.0
 
 

@@ -7,11 +7,11 @@ The collection runs in three waves, each through one bounded thread pool:
 2. the cluster and namespace probes (pods, events, services, policies);
 3. the pod probes on the pods the scope picks from the pods just read.
 
-A probe whose program is missing is `unavailable`; one whose permission
-`auth can-i` denied is `forbidden` without running; a probe that raises, or
-outlives its timeout by the grace period, is `failed` or `timed_out`. Each
-of them is an observation with the reason, so the collection always
-finishes and the engine reports those checks as not checked.
+A probe whose program is missing is `unavailable`. A probe whose permission
+`auth can-i` denied is `forbidden` without running. A probe that raises is
+`failed`, and one that outlives its timeout by the grace period is
+`timed_out`. Each of them is an observation with the reason, so the
+collection always finishes and the engine reports those checks as not checked.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ ProgressCallback = Callable[[Progress], None]
 
 @dataclass
 class LiveResult:
-    """Everything a live collection produced: the plan, the preflight answers and the probe observations."""
+    """Everything a live collection produced: the plan, the preflight results and the probe observations."""
 
     plan: Plan
     observations: list[Observation] = field(default_factory=list)
@@ -73,7 +73,7 @@ class LiveResult:
         return documents
 
     def save_bundle(self, directory: str | Path) -> Path:
-        """Write the observations (preflight answers included) as a bundle; secrets are masked."""
+        """Write the observations (preflight results included) as a bundle with secrets masked."""
         from doctor.bundle import write_bundle
 
         description = "live collection" + (f" for {self.plan.symptom}" if self.plan.symptom else "")
@@ -115,10 +115,10 @@ class Collector:
     # --- preflight ---------------------------------------------------------------------
 
     def _preflight(self, plan: Plan) -> tuple[dict[tuple[Permission, str], Observation], list[Observation]]:
-        """Ask `kubectl auth can-i` once per permission and namespace; return the denials and every answer."""
+        """Run `kubectl auth can-i` once per permission and namespace; return the denials and every result."""
         runner = self.context.runner
         if runner.which("kubectl") is None:
-            logger.info("kubectl not on PATH: no RBAC preflight; the API answers for itself")
+            logger.info("kubectl not found on PATH: no RBAC preflight, so the API server's 403s are the only check")
             return {}, []
 
         questions: list[tuple[Permission, str]] = []
@@ -132,7 +132,10 @@ class Collector:
         def ask(question: tuple[Permission, str]) -> Observation:
             permission, namespace = question
             argv = self.context.kubectl("auth", "can-i", *permission.can_i_arguments())
-            argv += ["-n", namespace] if namespace else (["-A"] if self.context.options.all_namespaces else [])
+            if namespace:
+                argv += ["-n", namespace]
+            elif self.context.options.all_namespaces:
+                argv.append("-A")
             answer = runner.run(argv, probe_id=PREFLIGHT_PROBE_ID, target=namespace or "cluster",
                                 timeout=self.context.options.probe_timeout_s)
             # `auth can-i` prints yes, or no (with " - REASON" when the authorizer gave one) and exits 1:

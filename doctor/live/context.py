@@ -1,8 +1,8 @@
 """What every live probe run shares: the engineer's options, the command runner and the API client.
 
-`LiveOptions` follows kubectl's conventions: the kubeconfig comes from
-`--kubeconfig`, else `KUBECONFIG`, else ~/.kube/config; `--context` picks a
-context; `-n` namespaces, `-A` all namespaces; `-l` a label selector.
+`LiveOptions` follows kubectl's conventions. The kubeconfig comes from
+`--kubeconfig`, else `KUBECONFIG`, else ~/.kube/config. `--context` picks a
+context, `-n` the namespaces, `-A` all namespaces and `-l` a label selector.
 `ProbeContext` builds one kubernetes `ApiClient` lazily (a probe that never
 talks to the API does not need a readable kubeconfig) and shares it between
 the probe threads.
@@ -68,7 +68,7 @@ class ProbeContext:
     runner: Runner
     # Asked before an intrusive probe runs; receives a description of what it will do.
     confirm_capture: CaptureConfirm = field(default=lambda description: False)
-    # Answers shared between probes (such as API discovery), filled under `memo_lock`.
+    # Responses shared between probes (such as API discovery), filled under `memo_lock`.
     memo: dict[str, Any] = field(default_factory=dict)
     memo_lock: threading.Lock = field(default_factory=threading.Lock)
     _client: Any = None

@@ -5,7 +5,7 @@ Each probe is one GET. Its observation's argv is ("GET", path with query),
 and its output is the answer's JSON in kubectl's `-o json` shape (indented,
 every list item carrying its apiVersion and kind), so the readers that take
 kubectl output read it unchanged. A 403 becomes `forbidden`, a 404 a
-`failed` run that says "not found", a slow answer `timed_out`.
+`failed` run whose reason starts with "not found", a slow response `timed_out`.
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ def api_get(context: ProbeContext, probe_id: str, path: str, target: Target,
             query: Sequence[tuple[str, str]] = (), headers_out: dict[str, str] | None = None) -> Observation:
     """GET `path` from the API server and return the observation of that call.
 
-    `headers_out`, when given, receives the answer's HTTP headers.
+    `headers_out`, when given, receives the response's HTTP headers.
     """
     query_text = "&".join(f"{key}={quote(value, safe='')}" for key, value in query)
     shown = f"{path}?{query_text}" if query_text else path
@@ -160,7 +160,7 @@ def _status_message(body: str) -> str:
 
 
 def _kubectl_json(text: str) -> str:
-    """Re-indent an API answer the way `kubectl get -o json` prints it, with each item's apiVersion and kind."""
+    """Re-indent an API response the way `kubectl get -o json` prints it, with each item's apiVersion and kind."""
     try:
         data = json.loads(text)
     except ValueError:
@@ -177,7 +177,7 @@ def _kubectl_json(text: str) -> str:
 
 
 def served_versions(context: ProbeContext, group: str) -> Observation:
-    """Return the discovery answer for an API group, fetched once per collection."""
+    """Return the discovery response for an API group, fetched once per collection."""
     with context.memo_lock:
         key = f"discovery:{group}"
         if key not in context.memo:

@@ -4,9 +4,9 @@ The symptom (`--symptom 503`) names a node of the rule graph; its candidate
 causes are every cause reachable from it. A probe runs when it serves every
 symptom or gathers evidence for the symptom or one of those causes, so a
 503 scan reads Endpoints and DestinationRules but not RequestAuthentications.
-Pod probes run on the pods of `--from WORKLOAD` and `--to SERVICE` (the
-service's selector picks them); without either, on the sidecar-injected pods
-of the namespaces, up to `max_pods`.
+Pod probes run on the pods of `--from WORKLOAD` and `--to SERVICE`, where the
+service's selector picks the pods. Without either, they run on the
+sidecar-injected pods of the namespaces, up to `max_pods`.
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ class Task:
 
 @dataclass(frozen=True)
 class PodInfo:
-    """What the planner needs to know about one pod from the pods listing."""
+    """The facts about one pod that the planner reads from the pods listing."""
 
     namespace: str
     name: str

@@ -1,10 +1,10 @@
 """The registry of live probes: what each probe reads, what it needs and which causes it serves.
 
 A probe is a documented unit registered explicitly by `register(registry)`
-in its module. Its `ProbeSpec` states the programs that must be on PATH,
-the RBAC permissions it uses (checked with `kubectl auth can-i` before it
-runs), its scope (the cluster, one namespace or one pod) and the symptom and
-cause ids of the rule graph it gathers evidence for. The planner uses those
+in its module. Its `ProbeSpec` lists the programs that must be on PATH and
+the RBAC permissions it uses, which `kubectl auth can-i` checks before it
+runs. It also names its scope (the cluster, one namespace or one pod) and
+the symptom and cause ids of the rule graph it gathers evidence for. The planner uses those
 ids to fetch only what the candidate causes of the engineer's symptom need.
 """
 
@@ -23,7 +23,7 @@ Scope = Literal["cluster", "namespace", "pod"]
 
 @dataclass(frozen=True)
 class Permission:
-    """One RBAC permission, as `kubectl auth can-i VERB RESOURCE[/SUBRESOURCE]` asks it."""
+    """One RBAC permission: verb, resource, optional subresource and API group."""
 
     verb: str
     resource: str
@@ -49,7 +49,7 @@ class Permission:
 
 @dataclass(frozen=True)
 class Target:
-    """What one probe run reads: a namespace, and a pod and container for pod probes."""
+    """The namespace one probe run reads, and the pod and container for pod probes."""
 
     namespace: str = ""
     pod: str = ""
@@ -100,7 +100,7 @@ class ProbeRegistry:
         if probe_id in self._specs:
             raise ValueError(f"probe {probe_id!r} is registered twice")
         if not summary.strip():
-            raise ValueError(f"probe {probe_id!r} needs a summary that says what it reads")
+            raise ValueError(f"probe {probe_id!r}: missing summary; describe what the probe reads")
         self._specs[probe_id] = ProbeSpec(probe_id, summary, function, scope, tuple(programs),
                                           tuple(permissions), tuple(evidence_for), intrusive, timeout_s)
 

@@ -2,7 +2,7 @@
 
 It serves a recorded cluster over HTTPS with a certificate from its own CA:
 discovery (`/version`, `/api`, `/apis` and one resource list per group
-version), the objects of a `ReplayCluster` as get and list answers (with
+version), the objects of a `ReplayCluster` as get and list responses (with
 label and field selectors), container logs, `pods/exec` through the
 WebSocket protocol kubectl and the kubernetes client speak
 (`v5.channel.k8s.io` and `v4.channel.k8s.io`), `SelfSubjectAccessReview`
@@ -11,9 +11,9 @@ for `kubectl auth can-i`, and the `ephemeralcontainers` subresource that
 container are recorded responses, looked up by pod, container and command.
 
 Every request is appended to `requests` with its HTTP method, Kubernetes
-verb, path and answer code, so a test can prove that a scan sent no write.
-`deny` makes chosen resources answer 403 Forbidden (and `auth can-i` answer
-no), and `delay_s` holds every answer back, to test slow API servers.
+verb, path and status code, so a test can prove that a scan sent no write.
+`deny` makes chosen resources return 403 Forbidden (and `auth can-i` return
+no), and `delay_s` holds every response back, to test slow API servers.
 """
 
 from __future__ import annotations
@@ -96,7 +96,7 @@ AUTHORIZATION_TYPE = ResourceType("authorization.k8s.io", ("v1",), "selfsubjecta
 
 @dataclass
 class ReplayCluster:
-    """The recorded state a `ReplayServer` answers from.
+    """The recorded state a `ReplayServer` serves.
 
     `objects` maps (group, plural) to the objects of that resource. `logs`
     maps (namespace, pod, container) to the log text, and (namespace, pod,
@@ -134,7 +134,7 @@ class ReplayCluster:
 
 @dataclass(frozen=True)
 class Request:
-    """One request the server answered: method, Kubernetes verb, path, query and answer code."""
+    """One request the server handled: method, Kubernetes verb, path, query and status code."""
 
     method: str
     verb: str
@@ -206,7 +206,7 @@ def kubernetes_verb(method: str, api_path: ApiPath | None, query: dict[str, list
 
 @dataclass(frozen=True)
 class Denial:
-    """A resource (and optional subresource) that answers 403 Forbidden."""
+    """A resource (and optional subresource) that returns 403 Forbidden."""
 
     plural: str
     subresource: str | None = None
@@ -386,7 +386,7 @@ class _ReplayHandler(http.server.BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         return self.rfile.read(length) if length else b""
 
-    # answers
+    # responses
 
     def _send_json(self, code: int, payload: Any) -> int:
         data = json.dumps(payload).encode()
@@ -499,7 +499,7 @@ class _ReplayHandler(http.server.BaseHTTPRequestHandler):
             return self._status(405, "MethodNotAllowed", "selfsubjectaccessreviews accepts POST only")
         try:
             if body.startswith(PROTOBUF_MAGIC):
-                # kubectl sends built-in types as protobuf; the answer may still be JSON.
+                # kubectl sends built-in types as protobuf; the response may still be JSON.
                 attributes = _review_attributes_from_protobuf(body)
                 review = {"kind": "SelfSubjectAccessReview", "apiVersion": "authorization.k8s.io/v1",
                           "spec": {"resourceAttributes": attributes}}
@@ -609,7 +609,7 @@ class _ReplayHandler(http.server.BaseHTTPRequestHandler):
         self.wfile.flush()
 
     def _drain_until_close(self, timeout_s: float = 2.0) -> None:
-        """Read client frames until its close frame (or a timeout), so kubectl sees a clean close."""
+        """Read client frames until the client's close frame or a timeout, so kubectl gets a clean close."""
         self.connection.settimeout(timeout_s)
         try:
             while True:
