@@ -218,22 +218,27 @@ def pods(context: ProbeContext, target: Target) -> Observation:
 
 
 def events(context: ProbeContext, target: Target) -> Observation:
+    """List the events of the namespace: kills, back-offs, failed probes and pulls."""
     return api_get(context, "kube.events", _namespaced("/api/v1", target, "events"), target)
 
 
 def services(context: ProbeContext, target: Target) -> Observation:
+    """List the Services of the namespace with their selectors and ports."""
     return api_get(context, "kube.services", _namespaced("/api/v1", target, "services"), target)
 
 
 def endpoints(context: ProbeContext, target: Target) -> Observation:
+    """List the Endpoints of the namespace: the ready and not-ready addresses of each Service."""
     return api_get(context, "kube.endpoints", _namespaced("/api/v1", target, "endpoints"), target)
 
 
 def namespaces(context: ProbeContext, target: Target) -> Observation:
+    """List the namespaces with their labels, such as istio-injection."""
     return api_get(context, "kube.namespaces", "/api/v1/namespaces", target)
 
 
 def nodes(context: ProbeContext, target: Target) -> Observation:
+    """List the nodes with their conditions and heartbeat times."""
     return api_get(context, "kube.nodes", "/api/v1/nodes", target)
 
 
