@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from functools import lru_cache
 from typing import Callable, Iterator, Sequence
@@ -190,7 +190,6 @@ class Batch:
     path, caller host and upstream host.
     """
 
-    lines: int = 0
     entries: int = 0
     outside_window: int = 0
     counts: dict[tuple, int] = field(default_factory=dict)
@@ -246,24 +245,14 @@ def _inside(second: str | None, window: tuple[str | None, str | None]) -> bool:
     return (start is None or second >= start) and (end is None or second < end)
 
 
-def scan_chunk(source: str, first_line: int, lines: Sequence[str], final: bool,
-               window: tuple[str | None, str | None] = (None, None)) -> tuple[Batch, int]:
-    """Scan complete lines; return the batch and how many lines were consumed.
+def scan_text(source: str, first_line: int, text: str, final: bool,
+              window: tuple[str | None, str | None] = (None, None)) -> tuple[Batch, int]:
+    """Scan `text` (lines separated by `\\n`); return the batch and how many lines were consumed.
 
     Lines at the end that may start a pretty-printed JSON object still open
     are not consumed unless `final` is True, so the caller passes them again
-    with the next chunk. `first_line` is the 1-based number of `lines[0]`.
+    with the next chunk. `first_line` is the 1-based number of the first line.
     """
-    batch = Batch()
-    if not lines:
-        return batch, 0
-    array = pa.array(lines, pa.string())
-    return _scan_array(source, first_line, array, lines, final, window, batch)
-
-
-def scan_text(source: str, first_line: int, text: str, final: bool,
-              window: tuple[str | None, str | None] = (None, None)) -> tuple[Batch, int]:
-    """Scan `text` (complete lines separated by `\\n`, no final newline) like `scan_chunk`."""
     batch = Batch()
     array = pc.split_pattern(pa.array([text], pa.large_string()), "\n").flatten()
     return _scan_array(source, first_line, array, None, final, window, batch)
@@ -283,18 +272,23 @@ def _scan_array(source: str, first_line: int, array: pa.Array, lines: Sequence[s
             lines = array.to_pylist() if len(slow_indices) * 4 > count else None
         slow_lines = (lines if lines is not None
                       else _Lines(array))
-        consumed = _scan_slow(source, first_line, slow_lines, count, slow_indices, final,
-                              window, batch)
-    if consumed < count:
-        keep = pc.less(_row_numbers(count), consumed)
-        text_ok = pc.and_(text_ok, keep)
-        json_ok = pc.and_(json_ok, keep)
+        consumed, absorbed = _scan_slow(source, first_line, slow_lines, count, slow_indices,
+                                        final, window, batch)
+        if consumed < count or absorbed:
+            # Lines left for the next chunk, or read as part of a pretty-printed
+            # object, are not counted again on their own.
+            keep = pc.less(_row_numbers(count), consumed)
+            for start, end in absorbed:
+                positions = _row_numbers(count)
+                inside = pc.and_(pc.greater_equal(positions, start), pc.less(positions, end))
+                keep = pc.and_(keep, pc.invert(inside))
+            text_ok = pc.and_(text_ok, keep)
+            json_ok = pc.and_(json_ok, keep)
 
     if pc.any(text_ok).as_py():
         _count_fast(source, first_line, array, text_ok, _text_columns, _text_value, window, batch)
     if pc.any(json_ok).as_py():
         _count_fast(source, first_line, array, json_ok, _json_columns, _json_value, window, batch)
-    batch.lines = consumed
     return batch, consumed
 
 
@@ -525,13 +519,15 @@ def _json_value(token: str | None) -> str | None:
 
 def _scan_slow(source: str, first_line: int, lines: Sequence[str], count: int,
                indices: list[int], final: bool, window: tuple[str | None, str | None],
-               batch: Batch) -> int:
+               batch: Batch) -> tuple[int, list[tuple[int, int]]]:
     """Read the lines the strict patterns rejected with the tolerant parser.
 
     Mirrors `accesslog.parse`: a line starting with `{` may open a
     pretty-printed object that takes the following lines. Returns the index of
-    the first line left for the next chunk.
+    the first line left for the next chunk, and the index ranges of the lines
+    that pretty-printed objects took after their first line.
     """
+    absorbed: list[tuple[int, int]] = []
     stop = count if final else max(0, count - MAX_BLOCK_LINES)
     pending = iter(indices)
     index = next(pending, None)
@@ -539,7 +535,7 @@ def _scan_slow(source: str, first_line: int, lines: Sequence[str], count: int,
         line = lines[index]
         stripped = line.strip()
         if not final and index >= stop and stripped.startswith("{"):
-            return index
+            return index, absorbed
         number = first_line + index
         if not stripped:
             index = next(pending, None)
@@ -558,6 +554,8 @@ def _scan_slow(source: str, first_line: int, lines: Sequence[str], count: int,
                             source, number + offset,
                             f"part of the JSON object that starts on line {number}"))
             following = index + consumed
+            if consumed > 1:
+                absorbed.append((index + 1, following))
             index = next(pending, None)
             while index is not None and index < following:
                 index = next(pending, None)
@@ -569,7 +567,7 @@ def _scan_slow(source: str, first_line: int, lines: Sequence[str], count: int,
         else:
             batch.problems.append(ParseProblem(source, number, accesslog._text_problem(stripped)))
         index = next(pending, None)
-    return count
+    return count, absorbed
 
 
 class _Window:
@@ -592,13 +590,7 @@ def _renumber(item: AccessLogEntry | ParseProblem, first_line: int) -> AccessLog
     if isinstance(item, ParseProblem):
         return ParseProblem(item.source, (item.line or 0) + offset, item.message)
     end = None if item.end_line is None else item.end_line + offset
-    return _replace_lines(item, item.line + offset, end)
-
-
-def _replace_lines(entry: AccessLogEntry, line: int, end_line: int | None) -> AccessLogEntry:
-    from dataclasses import replace
-
-    return replace(entry, line=line, end_line=end_line)
+    return replace(item, line=item.line + offset, end_line=end)
 
 
 def iter_rows(batch_lines: Sequence[str], source: str = "<lines>") -> Iterator[Row | None]:

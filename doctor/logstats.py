@@ -1,11 +1,12 @@
 """Streaming summary of Envoy access-log files, plain or gzip, in a time window.
 
-Owns the reading of whole access-log files in bounded chunks, the seek to a
-time window by binary search on byte offsets, and the summary the `logs`
-command, the engine and the UI show: per-minute counts by response code,
-flags, details, upstream cluster, route and authority; failure kinds with
-their first and last occurrence; top failing paths, callers and upstream
-hosts; the error-rate series; and the malformed lines with their location.
+Owns the reading of whole access-log files in bounded chunks and the seek to
+a time window by binary search on byte offsets. It also owns the summary that
+`mesh-doctor logs` prints and the UI chart draws. The summary has per-minute
+counts by response code, flags, details, upstream cluster, route and
+authority, failure kinds with their first and last occurrence, top failing
+paths, callers and upstream hosts, the error-rate series, and the malformed
+lines with their location.
 Memory depends on the chunk size and on how many distinct values the logs
 hold, not on how many lines they have.
 """

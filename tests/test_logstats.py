@@ -303,3 +303,10 @@ def test_cli_rejects_bad_duration(capsys):
 def test_cli_missing_file(tmp_path, capsys):
     assert main(["logs", str(tmp_path / "missing.log")]) == ExitCode.NO_INPUT
     assert "cannot read" in capsys.readouterr().err
+
+
+def test_compact_object_inside_pretty_json():
+    compact = JSON_LINE
+    text = "  {\n  \"entry\":\n" + compact + "\n  }\n" + compact
+
+    assert_same(fast_batch("nested.log", text), reference_batch("nested.log", text))
