@@ -87,6 +87,9 @@ def render_text(summary) -> str:
         lines.append(f"  {report.path}: {report.entries} entries in {report.lines} lines, "
                      f"{report.malformed} malformed; read {report.bytes_read} of "
                      f"{report.size} bytes ({how})")
+    if any(report.start_offset for report in summary.files):
+        lines.append("  Lines of a file read from a byte offset B are counted from there: "
+                     "`tail -c +B+1 FILE | sed -n LINEp` shows line LINE.")
     if summary.outside_window:
         lines.append(f"  {summary.outside_window} entries read were outside the window "
                      "or had no start time")
