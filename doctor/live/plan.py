@@ -59,6 +59,7 @@ class PodInfo:
     has_sidecar: bool
     proxy_restarts: int
     app_container: str
+    app_port: int = 0
 
 
 @dataclass
@@ -148,10 +149,12 @@ def _pod_info(pod: dict[str, Any]) -> PodInfo:
     statuses = status.get("containerStatuses", []) + status.get("initContainerStatuses", [])
     restarts = sum(int(s.get("restartCount", 0)) for s in statuses if s.get("name") == PROXY_CONTAINER)
     app = next((name for name in containers if name != PROXY_CONTAINER), "")
+    app_port = next((int(port.get("containerPort", 0)) for container in spec.get("containers", [])
+                     if container.get("name") == app for port in container.get("ports", [])), 0)
     return PodInfo(namespace=metadata.get("namespace", ""), name=metadata.get("name", ""),
                    labels=dict(metadata.get("labels") or {}),
                    has_sidecar=PROXY_CONTAINER in containers + native_sidecars,
-                   proxy_restarts=restarts, app_container=app)
+                   proxy_restarts=restarts, app_container=app, app_port=app_port)
 
 
 def service_selectors(observations: Iterable[Observation]) -> dict[tuple[str, str], dict[str, str]]:
@@ -225,15 +228,21 @@ def _service_pods(pods: Sequence[PodInfo], service: str, selectors: dict[tuple[s
 
 
 def pod_tasks(plan: Plan, chosen: Sequence[PodInfo], destinations: Sequence[PodInfo]) -> list[Task]:
-    """Return the pod probes for the chosen pods; a capture runs on one destination (or chosen) pod."""
+    """Return the pod probes for the chosen pods.
+
+    A capture runs on one destination pod (else one chosen pod), and the TLS
+    probe on the destination pods (else the chosen ones).
+    """
     tasks = []
     for spec in plan.specs_of_scope("pod"):
         if spec.intrusive:
             pods = list(destinations[:1] or chosen[:1])
+        elif spec.id == "openssl.workload-tls":
+            pods = list(destinations or chosen)
         elif spec.id == "kubectl.proxy-logs-previous":
             pods = [pod for pod in chosen if pod.proxy_restarts > 0]
         else:
             pods = list(chosen)
         tasks.extend(Task(spec, Target(namespace=pod.namespace, pod=pod.name, container=PROXY_CONTAINER,
-                                       app_container=pod.app_container)) for pod in pods)
+                                       app_container=pod.app_container, port=pod.app_port)) for pod in pods)
     return tasks

@@ -56,6 +56,8 @@ class Target:
     container: str = ""
     # The app container next to the sidecar, for probes that join its network namespace.
     app_container: str = ""
+    # The app container's first declared port, for probes that connect to it.
+    port: int = 0
 
     def label(self) -> str:
         parts = [part for part in (self.namespace, self.pod) if part]
@@ -116,9 +118,9 @@ class ProbeRegistry:
 
 def default_probes() -> ProbeRegistry:
     """Build the registry of every shipped live probe."""
-    from doctor.live import capture, clock, istioctl, kubeapi, kubectl
+    from doctor.live import capture, clock, istioctl, kubeapi, kubectl, tls
 
     registry = ProbeRegistry()
-    for module in (kubeapi, kubectl, istioctl, clock, capture):
+    for module in (kubeapi, kubectl, istioctl, tls, clock, capture):
         module.register(registry)
     return registry

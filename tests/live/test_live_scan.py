@@ -278,3 +278,16 @@ def test_cli_rejects_paths_with_live(tmp_path):
 
     assert completed.returncode == 2
     assert "not both" in completed.stderr
+
+
+def test_tls_probe_reports_failed_port_forward(replay, engine):
+    server = replay()
+
+    result = collect(server, engine, symptom="tls", destination_service="checkout", probe_timeout_s=5.0)
+
+    [tls] = by_probe(result, "openssl.workload-tls")
+    assert tls.target == f"{NAMESPACE}/{CHECKOUT_POD}"
+    assert tls.status is ProbeStatus.FAILED
+    assert "kubectl port-forward to port 8080 did not start" in tls.reason
+    assert "does not serve port-forward" in tls.reason
+    assert any(r.path.endswith("/portforward") for r in server.requests)

@@ -469,6 +469,9 @@ class _ReplayHandler(http.server.BaseHTTPRequestHandler):
             return self._log(api_path, query)
         if api_path.subresource == "exec":
             return self._exec(api_path, query)
+        if api_path.subresource == "portforward":
+            return self._status(400, "BadRequest", "the replay server does not serve port-forward; "
+                                "it has no recorded stream to replay")
         if api_path.subresource == "ephemeralcontainers" and method == "PATCH":
             return self._add_ephemeral_container(api_path, body)
         if method != "GET":
