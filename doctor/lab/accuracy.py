@@ -42,6 +42,7 @@ class Verdict:
     chain: tuple[str, ...] = ()
     problems: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # how the lab made the fault on this machine
     skipped: str = ""
     seconds: float = 0.0
 
@@ -50,8 +51,11 @@ class Verdict:
         return not self.skipped and not self.problems
 
 
-def judge(fault: Fault, diagnosis: Diagnosis) -> Verdict:
-    """Compare the diagnosis of a bundle with what `fault` should produce."""
+def judge(fault: Fault, diagnosis: Diagnosis, bundle: Path | None = None) -> Verdict:
+    """Compare the diagnosis of a bundle with what `fault` should produce.
+
+    Problems name files relative to `bundle`'s parent when it is given.
+    """
     findings = diagnosis.findings
     if not findings:
         return Verdict(fault.name, fault.cause, None, None, problems=["no finding at all"])
@@ -72,7 +76,7 @@ def judge(fault: Fault, diagnosis: Diagnosis) -> Verdict:
     elif not telltale:
         verdict.problems.append(f"no supporting evidence contains {fault.evidence!r}")
     for evidence in supporting:
-        problem = _misquoted(evidence.source, evidence.line, evidence.text)
+        problem = _misquoted(evidence.source, evidence.line, evidence.text, bundle)
         if problem and evidence in telltale:
             verdict.problems.append(problem)
         elif problem:
@@ -81,11 +85,13 @@ def judge(fault: Fault, diagnosis: Diagnosis) -> Verdict:
     return verdict
 
 
-def _misquoted(source: str, line: int | None, text: str) -> str:
+def _misquoted(source: str, line: int | None, text: str, bundle: Path | None) -> str:
     """Return why a citation does not match its file, or "" when it does or cannot be checked."""
     path = Path(source)
     if line is None or not path.is_file():
         return ""
+    if bundle is not None and path.is_relative_to(bundle.parent):
+        source = str(path.relative_to(bundle.parent))
     lines = path.read_text(errors="replace").splitlines()
     if not 1 <= line <= len(lines):
         return f"{source}:{line} is past the end of the file ({len(lines)} lines)"
@@ -105,23 +111,25 @@ def run_fault(lab: MeshLab, fault: Fault, root: Path, engine: Engine) -> Verdict
         return Verdict(fault.name, fault.cause, None, None, skipped=str(error))
     bundle = write_bundle(root / fault.name, capture.observations, capture.files,
                           description=f"Mesh lab fault {fault.name}: {fault.title}")
-    verdict = judge(fault, scan_paths([bundle], engine=engine))
+    verdict = judge(fault, scan_paths([bundle], engine=engine), bundle)
+    verdict.notes = list(lab.notes)
     verdict.seconds = time.monotonic() - started
     return verdict
 
 
 def format_table(verdicts: list[Verdict]) -> str:
     """Return the verdicts as a Markdown table with a total line."""
-    rows = ["| fault | expected cause | top cause | result |", "| --- | --- | --- | --- |"]
+    rows = ["| # | fault | expected cause | top cause | result |", "| --- | --- | --- | --- | --- |"]
     for verdict in verdicts:
         if verdict.skipped:
             result = f"skipped: {verdict.skipped}"
         elif verdict.right:
-            result = "right"
+            result = "right" + "".join(f" ({note})" for note in verdict.notes)
         else:
             result = "wrong: " + "; ".join(verdict.problems)
         top = f"{verdict.top} ({verdict.status})" if verdict.top else "-"
-        rows.append(f"| {verdict.fault} | {verdict.expected} | {top} | {result} |")
+        group = FAULTS[verdict.fault].group if verdict.fault in FAULTS else ""
+        rows.append(f"| {group} | {verdict.fault} | {verdict.expected} | {top} | {result} |")
     warnings = [f"- {verdict.fault}: {warning}" for verdict in verdicts for warning in verdict.warnings]
     judged = [verdict for verdict in verdicts if not verdict.skipped]
     right = sum(verdict.right for verdict in judged)
@@ -141,7 +149,12 @@ def _markdown_page(table: str, elapsed: float) -> str:
         "lab, captured as a bundle and scanned. A fault counts as right when the\n"
         "top finding is the expected cause, confirmed or likely, with the expected\n"
         "causal chain, citing evidence that contains the fault's tell-tale text at\n"
-        "the line where it really is.\n\n"
+        "the line where it really is. The # column is the fault's number in the\n"
+        "lab's list of faults; some numbers have several variants.\n\n"
+        "The OOM fault lets the kernel kill Envoy in a memory cgroup where the\n"
+        "machine allows it (else SIGKILL), and the MTU fault needs root for two\n"
+        "network namespaces; a fault this machine cannot reproduce is listed as\n"
+        "skipped with the reason.\n\n"
         f"Run with `make accuracy` on {when}, {platform.system()} {platform.release()}, "
         f"Python {platform.python_version()}, {elapsed:.0f} s for every fault.\n\n"
         + table

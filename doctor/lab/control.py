@@ -2,7 +2,7 @@
 
 `lab up` starts `python -m doctor.lab.control --state-dir DIR` in a new
 session. The daemon starts the `MeshLab`, writes `state.json` (its own pid,
-the Envoy pids, the ports, the injected fault) and answers JSON requests,
+the Envoy pids, the ports, the injected fault) and serves JSON requests,
 one per connection, on the Unix socket `control.sock` in the same folder:
 
     {"op": "status"}                 -> the state
@@ -37,12 +37,12 @@ SOCKET_NAME = "control.sock"
 LOG_NAME = "daemon.log"
 START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 15.0
-# A capture sends the fault's traffic (up to about 10 s for the slowest fault) and runs every probe.
+# A capture sends the fault's traffic (about 15 s for the MTU fault, the slowest) and runs every probe.
 REQUEST_TIMEOUT_S = 120.0
 
 
 class ControlError(RuntimeError):
-    """Raised when the lab daemon cannot be reached, started or stopped; the message says what to do."""
+    """Raised when the lab daemon cannot be reached, started or stopped, with the next step in the message."""
 
 
 def default_state_dir() -> Path:
@@ -80,8 +80,11 @@ def pid_alive(pid: int) -> bool:
     return status.rsplit(")", 1)[1].split()[0] != "Z"
 
 
-def start_daemon(state_dir: Path, timeout: float = START_TIMEOUT_S) -> dict[str, Any]:
-    """Start the lab daemon in `state_dir` and wait until its mesh is ready; return its state."""
+def start_daemon(state_dir: Path, timeout: float = START_TIMEOUT_S, access_log_format: str = "text") -> dict[str, Any]:
+    """Start the lab daemon in `state_dir` and wait until its mesh is ready; return its state.
+
+    `access_log_format` is "text" (Istio's default) or "json" for both sidecars.
+    """
     state = read_state(state_dir)
     if state is not None and pid_alive(int(state.get("daemon_pid", 0))):
         raise ControlError(f"a lab is already running in {state_dir} (daemon pid {state['daemon_pid']}); "
@@ -97,10 +100,11 @@ def start_daemon(state_dir: Path, timeout: float = START_TIMEOUT_S) -> dict[str,
     log_path = state_dir / LOG_NAME
     with open(log_path, "ab") as log:
         # The daemon is Mesh Doctor itself, not an external tool, so it starts
-        # here rather than through the runner; it gets a session of its own
-        # so it outlives this command.
+        # here rather than through the runner. Its own session lets it outlive
+        # this command.
         daemon = subprocess.Popen(
-            [sys.executable, "-m", "doctor.lab.control", "--state-dir", str(state_dir)],
+            [sys.executable, "-m", "doctor.lab.control", "--state-dir", str(state_dir),
+             "--access-log-format", access_log_format],
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
     deadline = time.monotonic() + timeout
@@ -133,7 +137,7 @@ def request(state_dir: Path, message: dict[str, Any], timeout: float = REQUEST_T
             sock.shutdown(socket.SHUT_WR)
             data = b"".join(iter(lambda: sock.recv(65536), b""))
         except OSError as error:
-            raise ControlError(f"the lab daemon in {state_dir} did not answer ({error}); "
+            raise ControlError(f"the lab daemon in {state_dir} did not respond ({error}); "
                                f"see {state_dir / LOG_NAME}") from error
     try:
         reply = json.loads(data)
@@ -221,7 +225,7 @@ def _tail(path: Path, lines: int = 15) -> str:
 
 @dataclass
 class _Daemon:
-    """The running lab and what the daemon tells about it."""
+    """The running lab and the daemon's state of it."""
 
     state_dir: Path
     lab: Any
@@ -290,18 +294,19 @@ def _write_state(state_dir: Path, state: dict[str, Any]) -> None:
     temporary.replace(state_dir / STATE_NAME)
 
 
-def serve(state_dir: Path) -> int:
+def serve(state_dir: Path, access_log_format: str = "text") -> int:
     """Run the lab daemon in `state_dir` until `down` or SIGTERM; return the exit status."""
     from doctor.lab.mesh import LabError, MeshLab
 
     workdir = state_dir / "work"
     workdir.mkdir(parents=True, exist_ok=True)
-    lab = MeshLab(workdir)
+    lab = None
     try:
+        lab = MeshLab(workdir, access_log_format=access_log_format)
         lab.start()
     except LabError as error:
         _write_state(state_dir, {"daemon_pid": os.getpid(), "ready": False, "error": str(error),
-                                 "all_pids": lab.all_pids})
+                                 "all_pids": lab.all_pids if lab is not None else []})
         return 1
 
     daemon = _Daemon(state_dir, lab)
@@ -340,10 +345,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m doctor.lab.control",
                                      description="Run the mesh lab daemon (started by `mesh-doctor lab up`).")
     parser.add_argument("--state-dir", type=Path, required=True, help="folder for the state, socket and logs")
+    parser.add_argument("--access-log-format", choices=("text", "json"), default="text",
+                        help="access log format of both sidecars (default: text)")
     options = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("sh").setLevel(logging.WARNING)
-    return serve(options.state_dir)
+    return serve(options.state_dir, options.access_log_format)
 
 
 if __name__ == "__main__":

@@ -31,6 +31,36 @@ ISTIO_TEXT_ACCESS_LOG_FORMAT = (
     "%REQUESTED_SERVER_NAME% %ROUTE_NAME%\n"
 )
 
+# Istio's JSON access log (meshConfig accessLogEncoding: JSON): the fields of
+# the TEXT format under Istio's key names.
+ISTIO_JSON_ACCESS_LOG_FORMAT = {
+    "start_time": "%START_TIME%",
+    "method": "%REQ(:METHOD)%",
+    "path": "%REQ(X-ENVOY-ORIGINAL-PATH?:PATH)%",
+    "protocol": "%PROTOCOL%",
+    "response_code": "%RESPONSE_CODE%",
+    "response_flags": "%RESPONSE_FLAGS%",
+    "response_code_details": "%RESPONSE_CODE_DETAILS%",
+    "connection_termination_details": "%CONNECTION_TERMINATION_DETAILS%",
+    "upstream_transport_failure_reason": "%UPSTREAM_TRANSPORT_FAILURE_REASON%",
+    "bytes_received": "%BYTES_RECEIVED%",
+    "bytes_sent": "%BYTES_SENT%",
+    "duration": "%DURATION%",
+    "upstream_service_time": "%RESP(X-ENVOY-UPSTREAM-SERVICE-TIME)%",
+    "x_forwarded_for": "%REQ(X-FORWARDED-FOR)%",
+    "user_agent": "%REQ(USER-AGENT)%",
+    "request_id": "%REQ(X-REQUEST-ID)%",
+    "authority": "%REQ(:AUTHORITY)%",
+    "upstream_host": "%UPSTREAM_HOST%",
+    "upstream_cluster": "%UPSTREAM_CLUSTER_RAW%",
+    "upstream_local_address": "%UPSTREAM_LOCAL_ADDRESS%",
+    "downstream_local_address": "%DOWNSTREAM_LOCAL_ADDRESS%",
+    "downstream_remote_address": "%DOWNSTREAM_REMOTE_ADDRESS%",
+    "requested_server_name": "%REQUESTED_SERVER_NAME%",
+    "route_name": "%ROUTE_NAME%",
+}
+ACCESS_LOG_FORMATS = ("text", "json")
+
 LOOPBACK = "127.0.0.1"
 SERVICE_PORT = 8080
 JWT_PROVIDER = "origins-0"
@@ -105,14 +135,16 @@ def _secrets(cert_pem: str, key_pem: str, root_pem: str) -> list[dict[str, Any]]
     ]
 
 
-def _access_log(path: str) -> list[dict[str, Any]]:
+def _access_log(path: str, log_format: str = "text") -> list[dict[str, Any]]:
+    if log_format not in ACCESS_LOG_FORMATS:
+        raise ValueError(f"access log format {log_format!r} is invalid; use one of {', '.join(ACCESS_LOG_FORMATS)}")
+    if log_format == "json":
+        envoy_format: dict[str, Any] = {"json_format": ISTIO_JSON_ACCESS_LOG_FORMAT}
+    else:
+        envoy_format = {"text_format_source": {"inline_string": ISTIO_TEXT_ACCESS_LOG_FORMAT}}
     return [{
         "name": "envoy.access_loggers.file",
-        "typed_config": {
-            "@type": _FILE_LOG,
-            "path": path,
-            "log_format": {"text_format_source": {"inline_string": ISTIO_TEXT_ACCESS_LOG_FORMAT}},
-        },
+        "typed_config": {"@type": _FILE_LOG, "path": path, "log_format": envoy_format},
     }]
 
 
@@ -136,9 +168,10 @@ CONNECTION_LOG_FORMAT = {
 }
 
 
-def _listener_access_logs(access_log_path: str, connection_log_path: str | None) -> list[dict[str, Any]]:
+def _listener_access_logs(access_log_path: str, connection_log_path: str | None,
+                          log_format: str = "text") -> list[dict[str, Any]]:
     """Return Istio's listener access log (connections without a filter chain, flag NR) and the connection log."""
-    logs = _access_log(access_log_path)
+    logs = _access_log(access_log_path, log_format)
     logs[0]["filter"] = {"response_flag_filter": {"flags": ["NR"]}}
     if connection_log_path is not None:
         logs.append({
@@ -183,6 +216,7 @@ def client_sidecar(
     source_address: str | None = None,
     server_address: str = LOOPBACK,
     route_timeout: str = "0s",
+    access_log_format: str = "text",
 ) -> dict[str, Any]:
     """Build the bootstrap of the caller's sidecar: one outbound HTTP route to `service`.
 
@@ -266,7 +300,7 @@ def client_sidecar(
                     "route_config": {"name": str(service.port), "virtual_hosts": [virtual_host],
                                      "validate_clusters": False},
                     "http_filters": [{"name": "envoy.filters.http.router", "typed_config": {"@type": _ROUTER}}],
-                    "access_log": _access_log(access_log_path),
+                    "access_log": _access_log(access_log_path, access_log_format),
                     "use_remote_address": False,
                     "normalize_path": True,
                     "path_with_escaped_slashes_action": "KEEP_UNCHANGED",
@@ -445,6 +479,7 @@ def server_sidecar(
     require_mtls: bool = True,
     extra_clusters: list[dict[str, Any]] | None = None,
     connection_log_path: str | None = None,
+    access_log_format: str = "text",
 ) -> dict[str, Any]:
     """Build the bootstrap of the server's sidecar: STRICT mTLS inbound, then `http_filters`, then the app.
 
@@ -498,7 +533,7 @@ def server_sidecar(
                         "validate_clusters": False,
                     },
                     "http_filters": [*http_filters, {"name": "envoy.filters.http.router", "typed_config": {"@type": _ROUTER}}],
-                    "access_log": _access_log(access_log_path),
+                    "access_log": _access_log(access_log_path, access_log_format),
                     "forward_client_cert_details": "APPEND_FORWARD",
                     "set_current_client_cert_details": {"subject": True, "dns": True, "uri": True},
                     "use_remote_address": False,
@@ -509,7 +544,7 @@ def server_sidecar(
                 },
             }],
         }],
-        "access_log": _listener_access_logs(access_log_path, connection_log_path),
+        "access_log": _listener_access_logs(access_log_path, connection_log_path, access_log_format),
     }
     return {
         "node": _node(pod, service.namespace, service.name),

@@ -256,6 +256,8 @@ def inject(lab: MeshLab, fault: Fault) -> None:
         raise FaultUnavailable(f"fault {fault.name} needs root (network namespaces); run the lab as root")
     if fault.standalone is None:
         lab.apply(fault.settings)
+    else:
+        lab.notes = []
 
 
 def capture(lab: MeshLab, fault: Fault | None, scratch: Path) -> Capture:

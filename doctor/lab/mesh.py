@@ -120,7 +120,12 @@ class MeshLab:
     """Start, drive and stop the lab mesh in `workdir` (a folder the caller owns)."""
 
     def __init__(self, workdir: str | os.PathLike[str], settings: LabSettings | None = None,
-                 *, runner: Runner | None = None, envoy: str | None = None) -> None:
+                 *, runner: Runner | None = None, envoy: str | None = None,
+                 access_log_format: str = "text") -> None:
+        if access_log_format not in envoy_config.ACCESS_LOG_FORMATS:
+            raise LabError(f"access log format {access_log_format!r} is invalid; "
+                           f"use one of {', '.join(envoy_config.ACCESS_LOG_FORMATS)}")
+        self.access_log_format = access_log_format
         self.workdir = Path(workdir)
         self.settings = settings or LabSettings()
         self.runner = runner or Runner()
@@ -135,6 +140,7 @@ class MeshLab:
         self._processes: list[BackgroundProcess] = []
         self._stopped_pids: list[int] = []
         self.helper_pids: list[int] = []  # short-lived helpers such as tcpdump, for the leftover check
+        self.notes: list[str] = []  # how the current fault was made, where the machine decided it
         self._ca: MeshCA | None = None
         self._foreign_ca: MeshCA | None = None
         self._issuer: JwtIssuer | None = None
@@ -180,6 +186,7 @@ class MeshLab:
         self.app_stopped_at = None
         self.proxy_state = cluster.ProxyContainerState()
         self.client_observations = []
+        self.notes = []
         self.started_at = datetime.now(timezone.utc)
         try:
             self._start_sidecars()
@@ -313,7 +320,8 @@ class MeshLab:
             cert_pem=workload.cert_pem, key_pem=workload.key_pem, root_pem=self._ca.cert_pem,
             access_log_path=str(self.workdir / "server-access.log"), http_filters=filters,
             require_mtls=settings.peer_authentication != "DISABLE", extra_clusters=extra_clusters,
-            connection_log_path=str(self.workdir / "server-connections.log"))
+            connection_log_path=str(self.workdir / "server-connections.log"),
+            access_log_format=self.access_log_format)
 
     def _client_bootstrap(self, server_port: int) -> dict:
         assert self._ca is not None and self._foreign_ca is not None
@@ -331,7 +339,8 @@ class MeshLab:
             access_log_path=str(self.workdir / "client-access.log"),
             originate_mtls=settings.destination_rule_tls != "DISABLE",
             tls_max_version=settings.client_tls_max_version, circuit_breaker=circuit_breaker,
-            outlier_detection=settings.outlier_detection, source_address=CLIENT_POD_IP)
+            outlier_detection=settings.outlier_detection, source_address=CLIENT_POD_IP,
+            access_log_format=self.access_log_format)
 
     @property
     def tls_files(self) -> dict[str, Path]:

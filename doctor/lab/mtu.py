@@ -9,8 +9,9 @@ on one side of a path that carries 1500 does. The server then sends
 8960-byte segments, and the client's veth drops every packet above its
 MTU without an ICMP reply. GSO is limited to one segment per packet on the
 server's veth, so the large segments are real packets that the veth can
-drop. Small replies pass, large ones hang: the client sidecar's route
-timeout (a VirtualService timeout of 3 s) answers 504 UT.
+drop. Small replies pass and large ones hang, until the client sidecar's
+route timeout (a VirtualService timeout of 3 s) returns 504
+max_duration_timeout.
 """
 
 from __future__ import annotations

