@@ -6,6 +6,7 @@
     mesh-doctor lab capture DIR        send traffic, probe the lab, write a bundle to DIR
     mesh-doctor lab status             show the running lab
     mesh-doctor lab down               stop everything and check nothing is left
+    mesh-doctor lab practice [FAULT]   reproduce a fault and open its diagnosis in the terminal UI
 
 The state of a running lab (its pids, ports, fault, logs) lives in
 --state-dir, by default $XDG_STATE_HOME/mesh-doctor/lab.
@@ -37,6 +38,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     inject.add_argument("fault", metavar="FAULT", help="name of the fault")
     capture = actions.add_parser("capture", help="send traffic through the lab, probe it and write a bundle")
     capture.add_argument("directory", type=Path, metavar="DIR", help="new or empty folder for the bundle")
+    practice = actions.add_parser(
+        "practice", help="reproduce a fault in a lab of its own and open the diagnosis of its capture in the "
+                         "terminal UI; without FAULT, pick one in a list")
+    practice.add_argument("fault", nargs="?", metavar="FAULT", help="name of the fault (see `lab list`)")
+    practice.add_argument("--random", action="store_true",
+                          help="pick a random fault and name it only after the terminal UI closes")
+    practice.add_argument("--keep", type=Path, metavar="DIR",
+                          help="write the bundle to this new folder and keep it (default: a temporary folder)")
 
 
 def run(options: argparse.Namespace) -> int:
@@ -51,6 +60,8 @@ def run(options: argparse.Namespace) -> int:
         return ExitCode.USAGE
     if action == "list":
         return _list()
+    if action == "practice":
+        return _practice(options)
 
     try:
         if action == "up":
@@ -100,4 +111,58 @@ def _list() -> int:
     for fault in FAULTS.values():
         root = " (needs root)" if fault.needs_root else ""
         print(f"{fault.group:>3}  {fault.name:<{width}}  {fault.title}{root}")
+    return ExitCode.OK
+
+
+def _practice(options: argparse.Namespace) -> int:
+    import random
+    import tempfile
+
+    from doctor.bundle import BundleError, write_bundle
+    from doctor.cli import ExitCode
+    from doctor.lab.faults import FAULTS, reproduce
+    from doctor.lab.mesh import LabError, MeshLab
+
+    name = options.fault
+    if name is not None and name not in FAULTS:
+        print(f"mesh-doctor lab: unknown fault {name!r}; known faults: {', '.join(FAULTS)}", file=sys.stderr)
+        return ExitCode.USAGE
+    if options.keep is not None and options.keep.exists() and any(options.keep.iterdir()):
+        print(f"mesh-doctor lab: {options.keep} exists and is not empty; pass a new folder", file=sys.stderr)
+        return ExitCode.USAGE
+    hidden = options.random
+    if name is None and not hidden:
+        from doctor.tui.lab_picker import RANDOM, LabPickerApp
+
+        name = LabPickerApp([(fault.name, fault.group, fault.title) for fault in FAULTS.values()]).run()
+        if name is None:
+            return ExitCode.OK
+        hidden = name == RANDOM
+    if hidden:
+        name = random.choice(list(FAULTS))
+    fault = FAULTS[name]
+
+    with tempfile.TemporaryDirectory(prefix="mesh-lab-practice-") as folder:
+        root = Path(folder)
+        print("reproducing " + ("a hidden fault" if hidden else fault.name) + " on a real Envoy mesh ...",
+              file=sys.stderr)
+        try:
+            with MeshLab(root / "work") as lab:
+                capture = reproduce(lab, fault, root)
+            description = "Mesh lab practice incident" if hidden else f"Mesh lab fault {fault.name}: {fault.title}"
+            bundle = write_bundle(options.keep or root / "bundle", capture.observations, capture.files,
+                                  description=description)
+        except (LabError, BundleError) as error:
+            print(f"mesh-doctor lab practice: {error}", file=sys.stderr)
+            return ExitCode.INTERNAL_ERROR
+
+        # The lab is stopped by now: the diagnosis reads only the capture, as for a real incident.
+        from doctor.tui.app import build_app
+
+        build_app([bundle]).run()
+    if hidden:
+        print(f"The injected fault was {fault.name}: {fault.title}. "
+              f"Mesh Doctor's expected diagnosis: {' -> '.join(fault.chain)}.")
+    if options.keep is not None:
+        print(f"the bundle is in {options.keep}")
     return ExitCode.OK

