@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SAMPLE ?= examples/503-upstream-down
-DEBIAN_PACKAGES := openssl tcpdump curl chromium
+DEBIAN_PACKAGES := openssl tcpdump curl chromium iproute2
 
 .PHONY: run test samples clean deb-packages
 
@@ -69,3 +69,8 @@ replay: $(STAMP)
 bench: bench-live
 bench-live: $(STAMP)
 	$(BIN)/python benchmarks/live_probes.py
+
+# Reproduce a mesh lab fault (picked in a list, or random and hidden) and open its diagnosis.
+.PHONY: practice
+practice: $(STAMP) deb-packages
+	$(BIN)/mesh-doctor lab practice
