@@ -69,6 +69,9 @@ class ConfirmChange(ModalScreen[str | None]):
                 status.append(f": {redact_text(result.reason)}", style="")
             parts.append(status)
             parts.append(Text(_last_lines(redact_text(result.output)), style="dim"))
+            if not result.ok:
+                parts.append(Text("The dry run did not succeed, so the change may fail or do "
+                                  "something else; read the reason before you run it.", style="bold yellow"))
         parts.append(Text("\nDiff", style="bold"))
         if plan.diff:
             parts.append(Syntax(redact_text(plan.diff), "diff", theme="ansi_dark", word_wrap=True))

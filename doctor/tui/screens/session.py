@@ -93,7 +93,7 @@ class SessionScreen(DoctorScreen):
         Binding("u", "rollback", "Roll back…"),
         Binding("k", "skip", "Skip"),
         Binding("n", "next", "Next"),
-        Binding("b", "previous", "Back"),
+        Binding("b", "previous", "Previous step"),
         Binding("c", "accept_context", "Accept context", show=False),
         *[Binding(str(number), f"answer({number})", f"Answer {number}", show=False)
           for number in range(1, 10)],
