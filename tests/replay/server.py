@@ -50,6 +50,10 @@ WEBSOCKET_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 EXEC_PROTOCOLS = ("v5.channel.k8s.io", "v4.channel.k8s.io")
 PROTOBUF_MAGIC = b"k8s\x00"
 WRITE_VERBS = frozenset({"create", "update", "patch", "delete", "deletecollection"})
+# Subresources whose "create" opens a stream (a connect request) and stores nothing.
+CONNECT_SUBRESOURCES = frozenset({"exec", "attach", "portforward", "proxy"})
+# Resources whose "create" is a question to the authorizer and stores nothing.
+REVIEW_RESOURCES = frozenset({"selfsubjectaccessreviews", "selfsubjectrulesreviews"})
 
 
 # --- the recorded cluster --------------------------------------------------------
@@ -145,7 +149,16 @@ class Request:
 
     @property
     def is_write(self) -> bool:
-        return self.verb in WRITE_VERBS
+        """Whether the request changes stored state: connect requests and access reviews do not."""
+        if self.verb not in WRITE_VERBS:
+            return False
+        api_path = parse_api_path(self.path)
+        if api_path is None:
+            return True
+        if self.verb == "create" and (api_path.subresource in CONNECT_SUBRESOURCES
+                                      or api_path.plural in REVIEW_RESOURCES):
+            return False
+        return True
 
     def __str__(self) -> str:
         query = f"?{self.query}" if self.query else ""
