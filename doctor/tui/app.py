@@ -22,15 +22,17 @@ from textual.screen import Screen
 from doctor.diagnosis import Diagnosis, Finding
 from doctor.journal import Journal, new_session_id
 from doctor.playbooks import Playbook, load_playbooks
-from doctor.report import render_markdown
 from doctor.rules import RuleLoadError
 from doctor.tui import formatting
 from doctor.session import (
     KubeContext, Session, SessionError, current_kube_context, values_from_facts,
 )
-from doctor.tui.messages import ReportExported, ScanCompleted, SessionOpened, WorkFailed
+from doctor.tui.messages import (
+    ReportExported, ScanCompleted, SessionOpened, SummaryReady, WorkFailed,
+)
 from doctor.tui.screens.base import DoctorScreen
 from doctor.tui.screens.dialogs import ErrorDialog, HelpScreen
+from doctor.tui.screens.export import ExportScreen
 from doctor.tui.screens.session import SessionScreen
 from doctor.tui.screens.triage import TriageScreen
 
@@ -74,7 +76,7 @@ def build_app(
 ) -> MeshDoctorApp:
     """Build the app that scans `paths` and shows the diagnosis.
 
-    `export_dir` is where `e` writes the Markdown report (default: the current
+    `export_dir` is where `e` writes the incident summary (default: the current
     folder). `clock` returns the time used for the report's name and the
     diagnosis timestamp; tests pass a fixed one. `read_only` refuses every
     mutating playbook step; `sessions` configures guided sessions.
@@ -145,6 +147,8 @@ class MeshDoctorApp(App[None]):
         self.export_dir = export_dir
         self.clock = clock
         self.diagnosis: Diagnosis | None = None
+        # The journal of the last guided session opened; `e` summarises it when set.
+        self.session_journal: Path | None = None
         self.playbooks: dict[str, Playbook] = {}
         self.playbook_error: str | None = None
         self.triage = TriageScreen(paths)
@@ -238,6 +242,7 @@ class MeshDoctorApp(App[None]):
         self.post_message(SessionOpened(session))
 
     def on_session_opened(self, message: SessionOpened) -> None:
+        self.session_journal = message.session.journal.path
         options = self.session_options
         runner = options.runner if options.runner is not None else _default_runner()
         self.push_screen(SessionScreen(message.session, runner, options.read_context))
@@ -250,13 +255,40 @@ class MeshDoctorApp(App[None]):
             self.notify("The scan is still running; export once the findings appear.",
                         severity="warning")
             return
-        self._export(self.diagnosis, self.export_dir, self.clock())
+        self._prepare_export(self.paths, self.session_journal, self.clock())
 
     @work(thread=True, exclusive=True, group="export", exit_on_error=False)
-    def _export(self, diagnosis: Diagnosis, directory: Path, moment: datetime) -> None:
+    def _prepare_export(self, paths: list[Path], journal: Path | None, moment: datetime) -> None:
+        from doctor.summary import summary_from_journal, summary_from_scan
+
         try:
-            text = render_markdown(diagnosis)
-            path = write_new_file(directory, formatting.report_file_name(moment), text)
+            if journal is not None:
+                summary = summary_from_journal(journal, now=moment)
+            else:
+                summary = summary_from_scan(paths, now=moment)
+            data = summary.to_dict()
+        except Exception as error:  # shown in the dialog; the traceback goes to the log
+            logger.exception("building the incident summary failed")
+            self.post_message(WorkFailed("Export failed",
+                                         f"Building the incident summary failed: {error!r}"))
+            return
+        self.post_message(SummaryReady(data, moment))
+
+    def on_summary_ready(self, message: SummaryReady) -> None:
+        def write(output_format: str | None) -> None:
+            if output_format is not None:
+                self._export(message.data, output_format, self.export_dir, message.moment)
+
+        self.push_screen(ExportScreen(message.data, str(self.export_dir)), write)
+
+    @work(thread=True, exclusive=True, group="export", exit_on_error=False)
+    def _export(self, data: dict, output_format: str, directory: Path, moment: datetime) -> None:
+        from doctor.summary_render import SUFFIXES, render
+
+        try:
+            text = render(data, output_format)
+            name = formatting.report_file_name(moment, SUFFIXES[output_format])
+            path = write_new_file(directory, name, text)
         except OSError as error:
             reason = error.strerror or str(error)
             logger.warning("writing the report in %s failed: %s", directory, reason)
@@ -305,7 +337,8 @@ class MeshDoctorApp(App[None]):
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
-        yield SystemCommand("Export report", "Write the Markdown incident report to a file",
+        yield SystemCommand("Export report", "Preview the incident summary and write it as "
+                            "Markdown, JSON or HTML",
                             self.action_export)
         yield SystemCommand("Help", "List the keys of this screen", self.action_help)
         if isinstance(screen, DoctorScreen):

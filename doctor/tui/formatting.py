@@ -184,9 +184,9 @@ def finding_matches(finding: Finding, needle: str) -> bool:
     return needle.casefold() in haystack.casefold()
 
 
-def report_file_name(moment: datetime) -> str:
-    """Name the Markdown export after the time it was written, to the second."""
-    return moment.strftime("mesh-doctor-report-%Y%m%d-%H%M%S.md")
+def report_file_name(moment: datetime, suffix: str = ".md") -> str:
+    """Name the export after the time it was written, to the second."""
+    return moment.strftime("mesh-doctor-report-%Y%m%d-%H%M%S") + suffix
 
 
 _SHELL_SPECIAL = set("'\"\\$`*?[]|&;<>()!#~")

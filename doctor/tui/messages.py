@@ -7,6 +7,7 @@ it ends, and the handlers on the app and the screens render the result.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 from textual.message import Message
@@ -31,8 +32,16 @@ class ScanCompleted(Message):
 
 
 @dataclass
+class SummaryReady(Message):
+    """The incident summary (its redacted `to_dict` form) is built and can be previewed."""
+
+    data: dict
+    moment: datetime
+
+
+@dataclass
 class ReportExported(Message):
-    """The Markdown report was written to `path`."""
+    """The incident summary was written to `path`."""
 
     path: Path
 

@@ -9,10 +9,12 @@ from pathlib import Path
 from textual.command import CommandPalette
 from textual.widgets import DataTable, Static
 
-from doctor.report import render_markdown
+from doctor.summary import summary_from_scan
+from doctor.summary_render import render as render_summary
 from doctor.tui.formatting import report_file_name
 from doctor.tui.screens.dialogs import ErrorDialog, HelpScreen
 from doctor.tui.screens.evidence import EvidenceScreen
+from doctor.tui.screens.export import ExportScreen
 from doctor.tui.screens.finding import FindingScreen
 from doctor.tui.screens.lists import CoverageScreen, ProblemsScreen
 from doctor.tui.screens.triage import TriageScreen
@@ -133,8 +135,13 @@ async def test_help_on_finding_lists_back(app_factory):
         assert isinstance(app.screen, FindingScreen)
 
 
+def _summary_markdown(app) -> str:
+    data = summary_from_scan(app.paths, now=FIXED_NOW).to_dict()
+    return render_summary(data, "md")
+
+
 @run_pilot
-async def test_e_exports_markdown_report(app_factory, tmp_path):
+async def test_e_previews_then_writes_summary(app_factory, tmp_path):
     app = app_factory(export_dir=tmp_path)
     async with app.run_test(size=SIZE) as pilot:
         await wait_for_scan(pilot)
@@ -142,10 +149,53 @@ async def test_e_exports_markdown_report(app_factory, tmp_path):
         await pilot.press("e")
         await settle(pilot)
 
+        assert isinstance(app.screen, ExportScreen)
+        assert app.screen.output_format == "md"
+        assert "## Root cause" in app.screen.preview_text()
+        assert "Masked before export" in str(app.screen.query_one("#export-masked").render())
+        assert list(tmp_path.iterdir()) == []
+
+        await pilot.press("enter")
+        await settle(pilot)
+
         written = tmp_path / report_file_name(FIXED_NOW)
-        assert written.read_text(encoding="utf-8") == render_markdown(app.diagnosis)
+        assert written.read_text(encoding="utf-8") == _summary_markdown(app)
         messages = [notification.message for notification in app._notifications]
         assert f"Report written to {written}" in messages
+        assert isinstance(app.screen, TriageScreen)
+
+
+@run_pilot
+async def test_export_format_choice_writes_html(app_factory, tmp_path):
+    app = app_factory(export_dir=tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for_scan(pilot)
+        await pilot.press("e")
+        await settle(pilot)
+
+        await pilot.press("j")
+        assert app.screen.preview_text().startswith("{")
+        await pilot.press("h")
+        await pilot.press("enter")
+        await settle(pilot)
+
+        written = tmp_path / report_file_name(FIXED_NOW, ".html")
+        assert written.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
+
+
+@run_pilot
+async def test_export_cancel_writes_nothing(app_factory, tmp_path):
+    app = app_factory(export_dir=tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for_scan(pilot)
+        await pilot.press("e")
+        await settle(pilot)
+
+        await pilot.press("escape")
+        await settle(pilot)
+
+        assert isinstance(app.screen, TriageScreen)
+        assert list(tmp_path.iterdir()) == []
 
 
 @run_pilot
@@ -158,10 +208,12 @@ async def test_export_keeps_existing_report(app_factory, tmp_path):
 
         await pilot.press("e")
         await settle(pilot)
+        await pilot.press("enter")
+        await settle(pilot)
 
         assert existing.read_text(encoding="utf-8") == "earlier report\n"
         second = tmp_path / f"{existing.stem}-2.md"
-        assert second.read_text(encoding="utf-8") == render_markdown(app.diagnosis)
+        assert second.read_text(encoding="utf-8") == _summary_markdown(app)
 
 
 @run_pilot
@@ -172,6 +224,8 @@ async def test_export_failure_shows_error_dialog(app_factory, tmp_path):
         await wait_for_scan(pilot)
 
         await pilot.press("e")
+        await settle(pilot)
+        await pilot.press("enter")
         await settle(pilot)
 
         assert isinstance(app.screen, ErrorDialog)
