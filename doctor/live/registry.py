@@ -124,3 +124,15 @@ def default_probes() -> ProbeRegistry:
     for module in (kubeapi, kubectl, istioctl, tls, clock, capture):
         module.register(registry)
     return registry
+
+
+def probes_markdown(registry: ProbeRegistry) -> str:
+    """Render the probe reference table of docs/live.md."""
+    rows = ["| probe | scope | needs | RBAC | serves | reads |", "| --- | --- | --- | --- | --- | --- |"]
+    for spec in registry.specs():
+        rbac = ", ".join(str(permission) for permission in spec.permissions) or "-"
+        serves = ", ".join(spec.evidence_for) or "every symptom"
+        needs = ", ".join(spec.programs) or "kubernetes client"
+        summary = spec.summary + (" **(intrusive)**" if spec.intrusive else "")
+        rows.append(f"| `{spec.id}` | {spec.scope} | {needs} | {rbac} | {serves} | {summary} |")
+    return "\n".join(rows) + "\n"

@@ -76,3 +76,13 @@ def test_probe_commands_read_only(tmp_path):
     for argv in captured:
         assert not is_mutating(argv), argv
         assert "--context" in argv and argv[argv.index("--context") + 1] == "prod"
+
+
+def test_docs_list_every_probe():
+    from pathlib import Path
+
+    from doctor.live.registry import probes_markdown
+
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "live.md").read_text()
+
+    assert probes_markdown(default_probes()) in docs, "regenerate the table in docs/live.md"
