@@ -27,8 +27,8 @@ from doctor.session import KubeContext, MutationRefused, Session
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 SCHEMA_PATH = REPOSITORY / "docs" / "schema" / "incident-summary.schema.json"
-GOLDEN = REPOSITORY / "tests" / "data" / "summary"
-RECORDED_SESSION = GOLDEN / "503-read-only-session" / "journal.jsonl"
+RECORDED_SESSION = REPOSITORY / "tests" / "data" / "summary" / "503-read-only-session" / "journal.jsonl"
+EXAMPLE_REPORTS = REPOSITORY / "examples" / "reports"
 SAMPLE = "examples/503-upstream-down"
 FIXED_NOW = datetime(2026, 12, 4, 21, 30, 0, tzinfo=timezone.utc)
 

@@ -1,7 +1,8 @@
 """Golden files of every format for a recorded session, and schema validation of every JSON output.
 
-Set UPDATE_GOLDEN=1 to rewrite the golden files after a deliberate change,
-then read the diff before committing it.
+The golden files are the exported reports in examples/reports/, so the
+examples always show what the current code writes. Set UPDATE_GOLDEN=1 to
+rewrite them after a deliberate change, then read the diff before committing.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import pytest
 
 from doctor.summary import summary_from_journal, summary_from_scan
 from doctor.summary_render import FORMATS, render
-from summary_helpers import FIXED_NOW, GOLDEN, RECORDED_SESSION, validate
+from summary_helpers import EXAMPLE_REPORTS, FIXED_NOW, RECORDED_SESSION, validate
 
 EXAMPLES = ("401-jwt-expired", "403-rbac-principal", "503-upstream-down")
 
@@ -29,7 +30,7 @@ def session_data() -> dict:
 @pytest.mark.parametrize("output_format", FORMATS)
 def test_session_matches_golden(session_data, output_format):
     rendered = render(session_data, output_format)
-    golden = GOLDEN / f"503-read-only-session.{output_format}"
+    golden = EXAMPLE_REPORTS / f"503-upstream-down-session.{output_format}"
 
     if os.environ.get("UPDATE_GOLDEN"):
         golden.write_text(rendered, encoding="utf-8")
