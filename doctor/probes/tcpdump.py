@@ -1,4 +1,4 @@
-"""Bounded packet captures on the loopback interface with tcpdump.
+"""Bounded packet captures with tcpdump, on the loopback interface or a lab's own veth.
 
 A capture runs in the background while traffic flows: `start_capture`
 starts tcpdump with a packet count (`-c`) on the given TCP ports of `lo`,
@@ -42,16 +42,17 @@ def start_capture(
     *,
     log_path: str | os.PathLike[str],
     max_packets: int = DEFAULT_MAX_PACKETS,
+    interface: str = LOOPBACK_INTERFACE,
     runner: Runner | None = None,
 ) -> BackgroundProcess:
-    """Start tcpdump on the loopback interface writing at most `max_packets` packets to `pcap_path`.
+    """Start tcpdump on `interface` (the loopback by default) writing at most `max_packets` packets to `pcap_path`.
 
     The caller must `stop()` the returned process. Raises FileNotFoundError
     when tcpdump is not installed.
     """
     if max_packets <= 0:
         raise ValueError(f"max_packets must be positive, not {max_packets!r}")
-    argv = ["tcpdump", "-i", LOOPBACK_INTERFACE, "-nn", "-U", "-s", str(SNAPSHOT_BYTES),
+    argv = ["tcpdump", "-i", interface, "-nn", "-U", "-s", str(SNAPSHOT_BYTES),
             "-c", str(max_packets), "-w", os.fspath(pcap_path), port_filter(ports)]
     runner = runner or Runner.from_environment()
     return runner.start(argv, name="tcpdump", log_path=log_path)

@@ -51,6 +51,9 @@ def test_fault_diagnosed_top_one(lab, engine, tmp_path, name):
     assert verdict.status in ("confirmed", "likely")
     assert verdict.chain == fault.chain
     assert verdict.problems == []
+    for path in (tmp_path / name).rglob("*"):
+        if path.is_file():
+            assert "PRIVATE KEY" not in path.read_text(errors="replace"), path
 
 
 def test_lab_down_leaves_nothing(lab):
