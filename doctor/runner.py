@@ -27,7 +27,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import IO, Mapping, Sequence
+from typing import IO, Callable, Mapping, Sequence
 
 import sh
 
@@ -279,10 +279,13 @@ class _CappedBuffer:
     chunks: list[str] = field(default_factory=list)
     kept: int = 0
     total: int = 0
+    on_chunk: Callable[[str], None] | None = None
 
     def __call__(self, chunk: str | bytes) -> None:
         if isinstance(chunk, bytes):
             chunk = chunk.decode("utf-8", "replace")
+        if self.on_chunk is not None and self.kept < self.cap:
+            self.on_chunk(redact_text(chunk))
         size = len(chunk.encode("utf-8", "replace"))
         self.total += size
         room = self.cap - self.kept
@@ -362,8 +365,12 @@ class Runner:
         merge_stderr: bool = False,
         output_cap_bytes: int | None = None,
         env: Mapping[str, str] | None = None,
+        on_output: Callable[[str], None] | None = None,
     ) -> Observation:
         """Run `argv` to completion and return its `Observation`.
+
+        `on_output` receives each chunk of output, secrets masked, while the
+        command runs, from a thread of `sh`; the observation still has all of it.
 
         stdin is an empty pipe, so a program that reads it (openssl s_client)
         sees end of file at once. stderr is kept apart from the output unless
@@ -402,7 +409,7 @@ class Runner:
             logger.info("probe %s unavailable: %s", probe_id, reason)
             return observation(ProbeStatus.UNAVAILABLE, None, "", reason)
 
-        stdout = _CappedBuffer(cap)
+        stdout = _CappedBuffer(cap, on_chunk=on_output)
         stderr = _CappedBuffer(cap if merge_stderr else STDERR_CAP_BYTES)
         call_args: dict[str, object] = {
             "_env": self.environment(program_path, env),
