@@ -32,7 +32,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Protocol, Sequence
+from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence
 
 import yaml
 
@@ -91,7 +91,8 @@ class CommandRunner(Protocol):
     """The part of `doctor.runner.Runner` a session uses."""
 
     def run(self, argv: Sequence[str], *, probe_id: str, timeout: float | None = None,
-            allow_mutation: bool = False, target: str = "") -> Observation: ...
+            allow_mutation: bool = False, target: str = "",
+            on_output: Callable[[str], None] | None = None) -> Observation: ...
 
 
 # --- placeholders -------------------------------------------------------------
@@ -598,7 +599,8 @@ class Session:
 
     # --- acting on the current step ---
 
-    def run_check(self, runner: CommandRunner, *, timeout: float | None = None) -> StepRecord:
+    def run_check(self, runner: CommandRunner, *, timeout: float | None = None,
+                  on_output: Callable[[str], None] | None = None) -> StepRecord:
         """Run the current check step's command and record passed, failed or could not run."""
         step = self._expect("check")
         if not step.command:
@@ -608,7 +610,7 @@ class Session:
             raise SessionError(f"step {step.id} needs a value for {', '.join('{' + m + '}' for m in missing)}")
 
         result = self._run(runner, step, self.command_of(step), "check", allow_mutation=False,
-                           timeout=timeout)
+                           timeout=timeout, on_output=on_output)
         if result.ok:
             status = PASSED
         elif result.status == ProbeStatus.FAILED.value:
@@ -712,8 +714,8 @@ class Session:
         return Confirmation(plan.step_id, tuple(argv), self.context.context, action)
 
     def run_remediation(self, runner: CommandRunner, confirmation: Confirmation, *,
-                        context_now: KubeContext | None = None,
-                        timeout: float | None = None) -> StepRecord:
+                        context_now: KubeContext | None = None, timeout: float | None = None,
+                        on_output: Callable[[str], None] | None = None) -> StepRecord:
         """Run the confirmed command (or its rollback) with mutation allowed, then go to its verify step."""
         step = self._expect("remediate")
         if self.read_only:
@@ -729,7 +731,7 @@ class Session:
             raise MutationRefused("the confirmation was given in another kube context; confirm again")
 
         result = self._run(runner, step, confirmation.argv, confirmation.action, allow_mutation=True,
-                           timeout=timeout)
+                           timeout=timeout, on_output=on_output)
         if confirmation.action == "rollback":
             return self._record(step, ROLLED_BACK if result.ok else FAILED, result.reason, [result])
         return self._record(step, APPLIED if result.ok else FAILED, result.reason, [result])
@@ -811,11 +813,13 @@ class Session:
         self.records.pop(step_id, None)
 
     def _run(self, runner: CommandRunner, step: Step, argv: Sequence[str], role: str, *,
-             allow_mutation: bool, timeout: float | None) -> CommandResult:
+             allow_mutation: bool, timeout: float | None,
+             on_output: Callable[[str], None] | None = None) -> CommandResult:
+        extra = {"on_output": on_output} if on_output is not None else {}
         try:
             observation = runner.run(list(argv), probe_id=f"playbook.{self.playbook.id}.{step.id}.{role}",
                                      timeout=timeout, allow_mutation=allow_mutation,
-                                     target=self.context.context or "")
+                                     target=self.context.context or "", **extra)
         except (RuntimeError, ValueError) as error:
             # MutatingCommandError (a RuntimeError) for a check that would change state.
             result = CommandResult(tuple(argv), ProbeStatus.UNAVAILABLE.value, None, "", str(error))

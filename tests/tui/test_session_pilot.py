@@ -171,6 +171,8 @@ async def test_run_button_applies_and_verifies(gate_app, target):
         await _settle(pilot)
         assert screen.session.verified == ["change"]
         assert "posts: 1" in screen.session.record_of("read").commands[0].output
+        shown = [strip.text for strip in screen.query_one("#step-output").lines]
+        assert "posts: 1" in shown  # streamed in while the command ran
 
 
 @run_pilot

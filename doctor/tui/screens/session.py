@@ -234,12 +234,14 @@ class SessionScreen(DoctorScreen):
             text.append(f" — {redact_text(record.reason)}")
         return text
 
+    def _stream(self, chunk: str) -> None:
+        """Show a chunk of a running command's output; called from the runner's thread."""
+        self.app.call_from_thread(self.query_one("#step-output", RichLog).write, Text(chunk.rstrip("\n")))
+
     def _show_output(self, record: StepRecord) -> None:
+        """Close the streamed output of each command with its status and exit code."""
         log = self.query_one("#step-output", RichLog)
         for command in record.commands:
-            log.write(Text(f"$ {command_line(command.argv)}", style="bold green"))
-            if command.output:
-                log.write(Text(redact_text(command.output.rstrip())))
             log.write(Text(f"[{command.status}, exit {command.exit_status}]",
                            style="green" if command.status == "ok" else "red"))
 
@@ -293,7 +295,7 @@ class SessionScreen(DoctorScreen):
     @work(thread=True, exclusive=True, group="session", exit_on_error=False)
     def _run_check(self) -> None:
         try:
-            record = self.session.run_check(self.runner)
+            record = self.session.run_check(self.runner, on_output=self._stream)
         except SessionError as error:
             self.post_message(ActionRefused(str(error)))
             return
@@ -398,7 +400,8 @@ class SessionScreen(DoctorScreen):
     @work(thread=True, exclusive=True, group="session", exit_on_error=False)
     def _apply(self, confirmation) -> None:
         try:
-            record = self.session.run_remediation(self.runner, confirmation, context_now=self.read_context())
+            record = self.session.run_remediation(self.runner, confirmation, context_now=self.read_context(),
+                                                  on_output=self._stream)
         except SessionError as error:
             self.post_message(ActionRefused(str(error)))
             return
@@ -455,9 +458,11 @@ class SessionScreen(DoctorScreen):
             return True
         return False
 
-    def _start_busy(self, what: str) -> None:
+    def _start_busy(self, activity: str) -> None:
         self.busy = True
-        self.query_one("#step-result", Static).update(Text(f"{what} …", style="italic"))
+        self.query_one("#step-result", Static).update(Text(f"{activity} …", style="italic"))
+        if activity.startswith("running "):
+            self.query_one("#step-output", RichLog).write(Text(f"$ {activity[len('running '):]}", style="bold"))
         self.refresh_bindings()
 
     def _end_busy(self) -> None:
