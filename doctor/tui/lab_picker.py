@@ -1,8 +1,8 @@
 """The fault picker of `mesh-doctor lab practice`: choose a lab fault, or a random one kept hidden.
 
-The picker is an app of its own that exits with the chosen fault's name
-(or `RANDOM`), so the practice command can reproduce the fault and then
-open the usual Mesh Doctor screens on the capture, as for a real incident.
+The picker is an app of its own that exits with the chosen fault's name,
+or `RANDOM`. The practice command then reproduces the fault and opens the
+usual Mesh Doctor screens on the capture, as for a real incident.
 """
 
 from __future__ import annotations
