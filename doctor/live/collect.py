@@ -176,6 +176,11 @@ class Collector:
             if self.context.runner.which(program) is None:
                 return _observation(task, ProbeStatus.UNAVAILABLE,
                                     f"{program} not found on PATH; install it or add its directory to PATH")
+        state = task.target.proxy_state
+        if task.spec.needs_running_proxy and state and state != "running":
+            return _observation(task, ProbeStatus.UNAVAILABLE,
+                                f"istio-proxy in pod {task.target.label()} is not running ({state}), so its "
+                                "admin API cannot be read; its previous log shows why it stopped")
         namespace = "" if task.spec.scope == "cluster" else task.target.namespace
         for permission in task.spec.permissions:
             if (permission, namespace) in denied:

@@ -70,4 +70,5 @@ def register(registry: ProbeRegistry) -> None:
                                     "upstream-connect-failure"))
     for path, probe_id, summary, evidence_for in ADMIN_PATHS:
         registry.register(probe_id, _admin_getter(path, probe_id), summary, scope="pod", programs=("kubectl",),
-                          permissions=(Permission("create", "pods", "exec"),), evidence_for=evidence_for)
+                          permissions=(Permission("create", "pods", "exec"),), evidence_for=evidence_for,
+                          needs_running_proxy=True)

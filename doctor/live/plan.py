@@ -60,6 +60,7 @@ class PodInfo:
     proxy_restarts: int
     app_container: str
     app_port: int = 0
+    proxy_state: str = ""
 
 
 @dataclass
@@ -148,13 +149,24 @@ def _pod_info(pod: dict[str, Any]) -> PodInfo:
     native_sidecars = [c.get("name", "") for c in spec.get("initContainers", []) if c.get("restartPolicy") == "Always"]
     statuses = status.get("containerStatuses", []) + status.get("initContainerStatuses", [])
     restarts = sum(int(s.get("restartCount", 0)) for s in statuses if s.get("name") == PROXY_CONTAINER)
+    proxy_state = next((_state(s) for s in statuses if s.get("name") == PROXY_CONTAINER), "")
     app = next((name for name in containers if name != PROXY_CONTAINER), "")
     app_port = next((int(port.get("containerPort", 0)) for container in spec.get("containers", [])
                      if container.get("name") == app for port in container.get("ports", [])), 0)
     return PodInfo(namespace=metadata.get("namespace", ""), name=metadata.get("name", ""),
                    labels=dict(metadata.get("labels") or {}),
                    has_sidecar=PROXY_CONTAINER in containers + native_sidecars,
-                   proxy_restarts=restarts, app_container=app, app_port=app_port)
+                   proxy_restarts=restarts, app_container=app, app_port=app_port, proxy_state=proxy_state)
+
+
+def _state(status: dict[str, Any]) -> str:
+    """Return "running", or "waiting: REASON" / "terminated: REASON", from a container status."""
+    for state, detail in (status.get("state") or {}).items():
+        if state == "running":
+            return "running"
+        reason = (detail or {}).get("reason", "")
+        return f"{state}: {reason}" if reason else state
+    return ""
 
 
 def service_selectors(observations: Iterable[Observation]) -> dict[tuple[str, str], dict[str, str]]:
@@ -244,5 +256,6 @@ def pod_tasks(plan: Plan, chosen: Sequence[PodInfo], destinations: Sequence[PodI
         else:
             pods = list(chosen)
         tasks.extend(Task(spec, Target(namespace=pod.namespace, pod=pod.name, container=PROXY_CONTAINER,
-                                       app_container=pod.app_container, port=pod.app_port)) for pod in pods)
+                                       app_container=pod.app_container, port=pod.app_port,
+                                       proxy_state=pod.proxy_state)) for pod in pods)
     return tasks

@@ -58,6 +58,8 @@ class Target:
     app_container: str = ""
     # The app container's first declared port, for probes that connect to it.
     port: int = 0
+    # The sidecar's state from the pod status: "running", or "waiting: REASON" and the like.
+    proxy_state: str = ""
 
     def label(self) -> str:
         parts = [part for part in (self.namespace, self.pod) if part]
@@ -86,6 +88,8 @@ class ProbeSpec:
     intrusive: bool = False
     # Seconds the probe may take when it needs more than the per-probe timeout (a capture).
     timeout_s: float | None = None
+    # The probe execs into the sidecar, which must be running.
+    needs_running_proxy: bool = False
 
 
 @dataclass
@@ -97,14 +101,15 @@ class ProbeRegistry:
     def register(self, probe_id: str, function: ProbeFunction, summary: str, *, scope: Scope,
                  programs: tuple[str, ...] = (), permissions: tuple[Permission, ...] = (),
                  evidence_for: tuple[str, ...] = (), intrusive: bool = False,
-                 timeout_s: float | None = None) -> None:
+                 timeout_s: float | None = None, needs_running_proxy: bool = False) -> None:
         """Add a probe; raises ValueError for a duplicate id or a missing summary."""
         if probe_id in self._specs:
             raise ValueError(f"probe {probe_id!r} is registered twice")
         if not summary.strip():
             raise ValueError(f"probe {probe_id!r}: missing summary; describe what the probe reads")
         self._specs[probe_id] = ProbeSpec(probe_id, summary, function, scope, tuple(programs),
-                                          tuple(permissions), tuple(evidence_for), intrusive, timeout_s)
+                                          tuple(permissions), tuple(evidence_for), intrusive, timeout_s,
+                                          needs_running_proxy)
 
     def get(self, probe_id: str) -> ProbeSpec | None:
         return self._specs.get(probe_id)

@@ -290,3 +290,14 @@ def test_tls_probe_reports_failed_port_forward(replay, engine):
     assert "kubectl port-forward to port 8080 did not start" in tls.reason
     assert "does not serve port-forward" in tls.reason
     assert any(r.path.endswith("/portforward") for r in server.requests)
+
+
+def test_stopped_sidecar_not_exec(replay, engine):
+    server = replay()
+
+    result = collect(server, engine, symptom="503", destination_service="checkout")
+
+    stats = by_probe(result, "kubectl.admin-stats")
+    assert [o.status for o in stats] == [ProbeStatus.UNAVAILABLE]
+    assert "is not running (waiting: CrashLoopBackOff)" in stats[0].reason
+    assert not any(r.path.endswith("/exec") for r in server.requests)
