@@ -74,6 +74,7 @@ PLACEHOLDERS = frozenset({
     "tls_mode", "token", "token_bucket_path", "token_issuer", "tokens_per_fill", "url",
 })
 _PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")
+_REPLICASET_POD = re.compile(r"^([a-z0-9][a-z0-9-]*?)-[a-z0-9]{6,10}-[a-z0-9]{5}$")
 
 OUTPUT_EXCERPT_CHARS = 4000
 CONFIG_NAME = "config.yaml"
@@ -215,7 +216,11 @@ def _deployment_of(pod: Any) -> str | None:
     template_hash = pod.labels.get("pod-template-hash")
     if template_hash and f"-{template_hash}-" in pod.name:
         return pod.name.split(f"-{template_hash}-", 1)[0]
-    return None
+
+    # Without the label, the ReplicaSet naming pattern: NAME-HASH-SUFFIX, with
+    # a 5-character random suffix and a template hash of 6 to 10 characters.
+    match = _REPLICASET_POD.match(pod.name)
+    return match.group(1) if match else None
 
 
 def _service_of(entry: Any) -> str | None:

@@ -492,3 +492,16 @@ def test_invalid_config_reported(tmp_path):
 
     assert patterns == ()
     assert "production_contexts" in problems[0].message
+
+
+def test_deployment_from_pod_name():
+    engine = load_engine()
+    incident = REPOSITORY / "tests" / "data" / "recorded" / "oom-incident"
+    read = read_paths([incident], engine.rulebook.signatures)
+    diagnosis = diagnose(read.facts, engine.rulebook, engine.registry, read.observations)
+
+    values = values_from_facts(diagnosis.top, read.facts)
+
+    assert values["pod"] == "checkout-7c9d8b6f5-x2x7k"
+    assert values["deployment"] == "checkout"
+    assert values["namespace"] == "shop"
