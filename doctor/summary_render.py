@@ -349,7 +349,8 @@ h1 { font-size: 22px; margin-bottom: 4px; } h2 { font-size: 18px; margin-top: 28
      border-bottom: 1px solid #d5dbdb; padding-bottom: 4px; }
 table { border-collapse: collapse; width: 100%; margin: 8px 0; }
 th, td { border: 1px solid #d5dbdb; padding: 4px 8px; text-align: left; vertical-align: top;
-         overflow-wrap: anywhere; }
+         overflow-wrap: break-word; }
+td code { overflow-wrap: anywhere; }
 th { background: #f4f6f6; } code, pre { font: 13px ui-monospace, "DejaVu Sans Mono", monospace; }
 pre { background: #f4f6f6; padding: 8px; overflow-x: auto; }
 .note { background: #fef5e7; border-left: 4px solid #f39c12; padding: 6px 10px; }
@@ -397,15 +398,16 @@ def render_html(data: Mapping[str, Any]) -> str:
         body.append("<p>" + _e("; ".join(f"{item['name']} ({item['from']} → {item['to']}) "
                                           f"{item['text']}" for item in data["durations"])) + "</p>")
 
-    body += _html_symptom(data["symptom"])
+    anchors = evidence_anchors(data)
+    body += _html_symptom(data["symptom"], anchors)
     body += _html_root_cause(data)
-    body += _html_hypotheses(data["hypotheses"])
+    body += _html_hypotheses(data["hypotheses"], anchors)
     body += _html_resolution(data["resolution"])
 
     body.append("<h2>Timeline (UTC)</h2>")
     body.append(_html_table(["time", "actor", "kind", "what", "evidence"], [
         [item["at"] or "—", item["actor"], item["kind"], item["text"],
-         _Raw(_html_evidence_link(item["evidence"])) if item.get("evidence") else ""]
+         _Raw(_html_evidence_link(item["evidence"], anchors)) if item.get("evidence") else ""]
         for item in data["timeline"]]))
 
     body.append("<h2>Checks performed</h2>")
@@ -423,6 +425,7 @@ def render_html(data: Mapping[str, Any]) -> str:
         [item["type"], item["text"], item["owner"], item["success_criterion"]]
         for item in data["action_items"]]))
     body += ["<h2>Handoff</h2>", f"<p>{_e(data['handoff'])}</p>"]
+    body += _html_evidence_appendix(data, anchors)
     body.append(f"<p class=\"evidence\">{_e(_markdown_footer(data)[0])}</p>")
 
     page = ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
@@ -433,7 +436,7 @@ def render_html(data: Mapping[str, Any]) -> str:
     return redact_text(page)
 
 
-def _html_symptom(symptom: Mapping[str, Any]) -> list[str]:
+def _html_symptom(symptom: Mapping[str, Any], anchors: Mapping[tuple, str]) -> list[str]:
     parts = ["<h2>Symptom</h2>"]
     if not symptom["ids"]:
         return parts + ["<p>No known symptom was found in the inputs.</p>"]
@@ -451,7 +454,7 @@ def _html_symptom(symptom: Mapping[str, Any]) -> list[str]:
     if symptom.get("first_failing_path"):
         rows.append(["First failing path", symptom["first_failing_path"]])
     if symptom.get("first_failure"):
-        rows.append(["First failure", _Raw(_html_evidence(symptom["first_failure"]))])
+        rows.append(["First failure", _Raw(_html_evidence(symptom["first_failure"], anchors))])
     return parts + [_html_table(["", ""], rows)]
 
 
@@ -475,14 +478,16 @@ def _html_root_cause(data: Mapping[str, Any]) -> list[str]:
     return parts
 
 
-def _html_hypotheses(hypotheses: Sequence[Mapping[str, Any]]) -> list[str]:
+def _html_hypotheses(hypotheses: Sequence[Mapping[str, Any]], anchors: Mapping[tuple, str]
+                     ) -> list[str]:
     parts = ["<h2>Hypotheses</h2>"]
     if not hypotheses:
         return parts + ["<p>No hypothesis was ranked.</p>"]
     rows = []
     for item in hypotheses:
-        evidence = "".join(f"<div>for: {_html_evidence(ref)}</div>" for ref in item["evidence_for"])
-        evidence += "".join(f"<div>against: {_html_evidence(ref)}</div>"
+        evidence = "".join(f"<div>for: {_html_evidence(ref, anchors)}</div>"
+                           for ref in item["evidence_for"])
+        evidence += "".join(f"<div>against: {_html_evidence(ref, anchors)}</div>"
                             for ref in item["evidence_against"])
         rows.append([str(item["rank"]), _Raw(f"{_e(item['title'])}<br><code>"
                                               f"{_e(item['cause_id'])}</code>"),
@@ -508,13 +513,52 @@ def _html_resolution(resolution: Mapping[str, Any]) -> list[str]:
     return parts
 
 
-def _html_evidence(evidence: Mapping[str, Any]) -> str:
+def evidence_anchors(data: Mapping[str, Any]) -> dict[tuple, str]:
+    """Give every cited (source, line) an anchor id, in order of first citation."""
+    cited = []
+    if data["symptom"].get("first_failure"):
+        cited.append(data["symptom"]["first_failure"])
+    for item in data["hypotheses"]:
+        cited += item["evidence_for"] + item["evidence_against"]
+    cited += [item["evidence"] for item in data["timeline"] if item.get("evidence")]
+
+    anchors: dict[tuple, str] = {}
+    for evidence in cited:
+        key = (evidence["source"], evidence.get("line"))
+        if key not in anchors:
+            anchors[key] = f"evidence-{len(anchors) + 1}"
+    return anchors
+
+
+def _html_evidence(evidence: Mapping[str, Any], anchors: Mapping[tuple, str]) -> str:
     text = f" <code>{_e(evidence['text'])}</code>" if evidence.get("text") else ""
-    return f"<code>{_e(_location(evidence))}</code>{text}"
+    return _html_evidence_link(evidence, anchors) + text
 
 
-def _html_evidence_link(evidence: Mapping[str, Any]) -> str:
-    return f"<code>{_e(_location(evidence))}</code>"
+def _html_evidence_link(evidence: Mapping[str, Any], anchors: Mapping[tuple, str]) -> str:
+    anchor = anchors.get((evidence["source"], evidence.get("line")))
+    location = f"<code>{_e(_location(evidence))}</code>"
+    return f'<a href="#{anchor}">{location}</a>' if anchor else location
+
+
+def _html_evidence_appendix(data: Mapping[str, Any], anchors: Mapping[tuple, str]) -> list[str]:
+    """List every cited line once, with its text where a citation carried it."""
+    texts: dict[tuple, str] = {}
+    for item in data["hypotheses"]:
+        for evidence in item["evidence_for"] + item["evidence_against"]:
+            texts.setdefault((evidence["source"], evidence.get("line")), evidence.get("text") or "")
+    first = data["symptom"].get("first_failure")
+    if first:
+        texts.setdefault((first["source"], first.get("line")), first.get("text") or "")
+
+    rows = []
+    for key, anchor in anchors.items():
+        location = f"{key[0]}:{key[1]}" if key[1] else key[0]
+        rows.append(f'<tr id="{anchor}"><td><code>{_e(location)}</code></td>'
+                    f'<td><code>{_e(texts.get(key, ""))}</code></td></tr>')
+    return ["<h2>Evidence cited</h2>",
+            "<table><thead><tr><th>source</th><th>text</th></tr></thead><tbody>"
+            + "".join(rows) + "</tbody></table>"]
 
 
 class _Raw(str):
@@ -523,10 +567,11 @@ class _Raw(str):
 
 def _html_table(headings: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     head = "".join(f"<th>{_e(heading)}</th>" for heading in headings)
+    thead = f"<thead><tr>{head}</tr></thead>" if any(headings) else ""
     body = "".join("<tr>" + "".join(
         f"<td>{cell if isinstance(cell, _Raw) else _e(str(cell))}</td>" for cell in row) + "</tr>"
         for row in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    return f"<table>{thead}<tbody>{body}</tbody></table>"
 
 
 def _e(value: Any) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -126,6 +127,16 @@ def test_html_is_self_contained(session_data):
     assert 'id="error-rate-chart"' in page
     assert 'id="causal-chain"' in page
     assert page.count("explained by") == len(session_data["causal_chain"]) - 1
+
+
+def test_html_evidence_links_resolve(session_data):
+    page = render(session_data, "html")
+
+    targets = set(re.findall(r'href="#([^"]+)"', page))
+    assert targets
+    for target in targets:
+        assert f'id="{target}"' in page
+    assert 'href="#evidence-1"' in page
 
 
 def test_scan_without_access_log_not_measured(tmp_path):
