@@ -190,6 +190,7 @@ class Batch:
     path, caller host and upstream host.
     """
 
+    line_count: int = 0
     entries: int = 0
     outside_window: int = 0
     counts: dict[tuple, int] = field(default_factory=dict)
@@ -262,6 +263,7 @@ def _scan_array(source: str, first_line: int, array: pa.Array, lines: Sequence[s
                 final: bool, window: tuple[str | None, str | None],
                 batch: Batch) -> tuple[Batch, int]:
     count = len(array)
+    batch.line_count = count
     text_ok, json_ok = _classify(array)
     fast = pc.or_(text_ok, json_ok)
     slow_indices = pc.indices_nonzero(pc.invert(fast)).to_pylist()

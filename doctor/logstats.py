@@ -452,7 +452,7 @@ def _scan_stream(handle: BinaryIO, source: str, end_offset: int | None,
                 future.cancel()
                 text = carry + "\n" + _decode(data)
                 batch, consumed = scan_text(source, 1, text, final, window)
-                total = text.count("\n") + 1
+                total = batch.line_count
             else:
                 batch, consumed, total, text = future.result()
             carry = ""
@@ -472,7 +472,7 @@ def _scan_stream(handle: BinaryIO, source: str, end_offset: int | None,
 def _scan_bytes(source: str, data: bytes, final: bool, window: tuple[str | None, str | None]):
     text = _decode(data)
     batch, consumed = scan_text(source, 1, text, final, window)
-    total = text.count("\n") + 1
+    total = batch.line_count
     return batch, consumed, total, (text if consumed < total else None)
 
 
