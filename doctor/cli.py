@@ -76,7 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     tui = commands.add_parser("tui", help="open the terminal UI on evidence (the default "
                               "command when only paths are given)")
-    tui.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    tui.add_argument("paths", nargs="*", type=Path, metavar="PATH",
+                     help="evidence to read; without any, a symptom form starts a live collection")
     tui.add_argument("--read-only", action="store_true",
                      help="refuse every mutating playbook step in guided sessions")
 
@@ -184,7 +185,8 @@ def _tui(options: argparse.Namespace) -> int:
     for problem in problems:
         print(f"mesh-doctor: {problem.source}: {problem.message}", file=sys.stderr)
     build_app(options.paths, read_only=options.read_only,
-              sessions=SessionOptions(production_contexts=production)).run()
+              sessions=SessionOptions(production_contexts=production,
+                                      symptom_form=not options.paths)).run()
     return ExitCode.OK
 
 
