@@ -450,8 +450,13 @@ class Session:
     def start(cls, playbook: Playbook, journal: Journal, *, finding: Finding | None = None,
               paths: Sequence[str] = (), values: Mapping[str, str] | None = None,
               read_only: bool = False, context: KubeContext | None = None,
-              production_contexts: Iterable[str] = (), actor: str = "engineer") -> "Session":
-        """Open a new session, journal its start and the finding, and begin the first step."""
+              production_contexts: Iterable[str] = (), actor: str = "engineer",
+              symptom: Mapping[str, str] | None = None) -> "Session":
+        """Open a new session, journal its start and the finding, and begin the first step.
+
+        `symptom` is the engineer's description from the symptom form, when
+        the evidence was collected for it rather than read from files.
+        """
         session = cls(playbook, journal, values=values, read_only=read_only, context=context,
                       production_contexts=production_contexts, actor=actor)
         ctx = session.context
@@ -459,7 +464,7 @@ class Session:
             "playbook": playbook.id, "playbook_title": playbook.title, "values": dict(session.values),
             "read_only": read_only, "context": ctx.context, "cluster": ctx.cluster,
             "namespace": ctx.namespace, "paths": [str(path) for path in paths],
-            "production": session.production,
+            "production": session.production, "symptom": dict(symptom) if symptom else None,
         }, actor=actor)
         if finding is not None:
             journal.append(journal_kinds.FINDING, {

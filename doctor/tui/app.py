@@ -20,6 +20,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 
 from doctor.diagnosis import Diagnosis, Finding
+from doctor.facts import FactSet
 from doctor.journal import Journal, new_session_id
 from doctor.playbooks import Playbook, load_playbooks
 from doctor.rules import RuleLoadError
@@ -28,12 +29,13 @@ from doctor.session import (
     KubeContext, Session, SessionError, current_kube_context, values_from_facts,
 )
 from doctor.tui.messages import (
-    ReportExported, ScanCompleted, SessionOpened, SummaryReady, WorkFailed,
+    ReportExported, ScanCompleted, SessionOpened, SummaryReady, SymptomRejected, WorkFailed,
 )
 from doctor.tui.screens.base import DoctorScreen
 from doctor.tui.screens.dialogs import ErrorDialog, HelpScreen
 from doctor.tui.screens.export import ExportScreen
 from doctor.tui.screens.session import SessionScreen
+from doctor.tui.screens.symptom import SymptomForm, SymptomRequest
 from doctor.tui.screens.triage import TriageScreen
 
 logger = logging.getLogger(__name__)
@@ -52,7 +54,9 @@ class SessionOptions:
 
     `values` adds placeholder values the evidence cannot give (the mesh lab's
     ports). `playbooks_dir` replaces the shipped playbooks. `resume` is the id
-    of a session to open at start; `new_id` makes the id of a new one. `read_context` returns the kube context
+    of a session to open at start; `new_id` makes the id of a new one. With
+    `symptom_form` and no paths, the app opens the symptom form and collects
+    evidence live through `kubeconfig` (None: $KUBECONFIG). `read_context` returns the kube context
     mutations would go to; the session compares it before each change.
     """
 
@@ -64,6 +68,8 @@ class SessionOptions:
     playbooks_dir: Path | None = None
     resume: str | None = None
     new_id: Callable[[], str] = new_session_id
+    kubeconfig: str | None = None
+    symptom_form: bool = False
 
 
 def build_app(
@@ -103,6 +109,33 @@ def session_values(paths: Sequence[Path], finding: Finding) -> dict[str, str]:
 
     read = read_paths(list(paths), load_engine().rulebook.signatures)
     return values_from_facts(finding, read.facts)
+
+
+def collect_live(request: SymptomRequest, kubeconfig: str | None, now: datetime) -> tuple[Diagnosis, FactSet]:
+    """Collect the evidence `request` needs from the cluster (read-only) and diagnose it."""
+    from doctor.engine import diagnose
+    from doctor.live.cli_options import context_namespace
+    from doctor.live.collect import Collector
+    from doctor.live.context import LiveOptions, ProbeContext
+    from doctor.live.registry import default_probes
+    from doctor.readers import read_documents
+    from doctor.scan import load_engine
+
+    engine = load_engine()
+    options = LiveOptions(kubeconfig=kubeconfig,
+                          namespaces=(request.namespace,) if request.namespace else (),
+                          symptom=request.symptom, source_workload=request.caller or None,
+                          destination_service=request.callee or None, log_since=request.since)
+    context = ProbeContext.build(options)
+    try:
+        result = Collector(context, default_probes(), engine.rulebook).collect(
+            request.namespace or context_namespace(options), capture_possible=False)
+    finally:
+        context.close()
+    read = read_documents(result.documents(), engine.rulebook.signatures)
+    diagnosis = diagnose(read.facts, engine.rulebook, engine.registry, result.observations, now=now)
+    diagnosis.inputs = list(read.inputs)
+    return diagnosis, read.facts
 
 
 def _local_now() -> datetime:
@@ -147,6 +180,8 @@ class MeshDoctorApp(App[None]):
         self.export_dir = export_dir
         self.clock = clock
         self.diagnosis: Diagnosis | None = None
+        self.live_facts: FactSet | None = None
+        self.symptom: SymptomRequest | None = None
         # The journal of the last guided session opened; `e` summarises it when set.
         self.session_journal: Path | None = None
         self.playbooks: dict[str, Playbook] = {}
@@ -159,7 +194,10 @@ class MeshDoctorApp(App[None]):
         return self.triage
 
     def on_mount(self) -> None:
-        self._scan(self.paths, self.clock())
+        if not self.paths and self.session_options.symptom_form:
+            self.action_symptom_form()
+        else:
+            self._scan(self.paths, self.clock())
         if self.session_options.resume:
             self._resume(self.session_options.resume)
 
@@ -195,6 +233,50 @@ class MeshDoctorApp(App[None]):
             self.notify("Playbooks could not be loaded; findings show their remediation text only.",
                         title="Playbooks", severity="warning")
 
+    # --- starting from a symptom ---
+
+    def action_symptom_form(self, error: str = "") -> None:
+        """Ask what fails, then collect the evidence that symptom needs from the cluster."""
+        label = self.session_options.read_context().label
+
+        def submitted(request: SymptomRequest | None) -> None:
+            if request is None:
+                self.notify("No evidence collected; open the form again from the command palette.",
+                            title="Symptom", severity="warning")
+                return
+            self.symptom = request
+            self.notify(f"Collecting evidence for {request.symptom} …", title="Live collection")
+            self._collect(request, self.clock())
+
+        self.push_screen(SymptomForm(label, error=error), submitted)
+
+    @work(thread=True, exclusive=True, group="scan", exit_on_error=False)
+    def _collect(self, request: SymptomRequest, now: datetime) -> None:
+        try:
+            diagnosis, facts = collect_live(request, self.session_options.kubeconfig, now)
+        except ValueError as error:  # ScopeError: an unknown symptom or scope
+            self.post_message(SymptomRejected(str(error)))
+            return
+        except RuleLoadError as error:
+            self.post_message(WorkFailed("The rule files are invalid", str(error)))
+            return
+        except Exception as error:  # shown in the dialog; the traceback goes to the log
+            logger.exception("the live collection for %s failed", request.symptom)
+            self.post_message(WorkFailed("Live collection failed", f"Collecting evidence failed: {error!r}"))
+            return
+
+        self.live_facts = facts
+        playbooks: dict[str, Playbook] = {}
+        playbook_error = None
+        try:
+            playbooks = load_playbooks(self.session_options.playbooks_dir)
+        except (RuleLoadError, OSError) as error:
+            playbook_error = str(error)
+        self.post_message(ScanCompleted(diagnosis, playbooks, playbook_error))
+
+    def on_symptom_rejected(self, message: SymptomRejected) -> None:
+        self.action_symptom_form(message.reason)
+
     # --- guided sessions ---
 
     def start_session(self, finding: Finding) -> None:
@@ -210,13 +292,19 @@ class MeshDoctorApp(App[None]):
     def _open_session(self, finding: Finding, playbook: Playbook) -> None:
         options = self.session_options
         try:
-            values = session_values(self.paths, finding)
+            if self.paths:
+                values = session_values(self.paths, finding)
+            elif self.live_facts is not None:
+                values = values_from_facts(finding, self.live_facts)
+            else:
+                values = {}
             values.update(options.values)
             journal = Journal.for_session(options.new_id(), options.journal_root)
             session = Session.start(playbook, journal, finding=finding,
                                     paths=[str(path) for path in self.paths], values=values,
                                     read_only=self.read_only, context=options.read_context(),
-                                    production_contexts=options.production_contexts)
+                                    production_contexts=options.production_contexts,
+                                    symptom=self.symptom.as_journal_data() if self.symptom else None)
         except OSError as error:
             logger.warning("the session journal could not be written: %s", error)
             self.post_message(WorkFailed("Session not started",
@@ -341,6 +429,9 @@ class MeshDoctorApp(App[None]):
                             "Markdown, JSON or HTML",
                             self.action_export)
         yield SystemCommand("Help", "List the keys of this screen", self.action_help)
+        yield SystemCommand("Start from a symptom",
+                            "Describe what fails and collect its evidence from the cluster",
+                            self.action_symptom_form)
         if isinstance(screen, DoctorScreen):
             if screen.check_action("filter", ()):
                 yield SystemCommand("Filter", "Filter the rows of this screen", screen.action_filter)

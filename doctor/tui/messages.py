@@ -73,3 +73,10 @@ class SessionOpened(Message):
     """A guided session started or was rebuilt from its journal; the app shows its screen."""
 
     session: Session
+
+
+@dataclass
+class SymptomRejected(Message):
+    """The symptom form's scope was invalid (unknown symptom or service); the form opens again."""
+
+    reason: str
