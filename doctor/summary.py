@@ -46,7 +46,15 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from doctor import __version__
-from doctor.journal import NOTE, SCAN, SESSION_STARTED, STEP_RESULT, JournalEntry, read_journal
+from doctor.journal import (
+    FINDING,
+    NOTE,
+    SCAN,
+    SESSION_STARTED,
+    STEP_RESULT,
+    JournalEntry,
+    read_journal,
+)
 from doctor.parsers.accesslog import AccessLogEntry
 from doctor.parsers.kube import KubeEvent, PodInfo
 from doctor.redact import count_redactions, redact_values
@@ -379,6 +387,8 @@ def build_checks(diagnosis: Mapping[str, Any], entries: Sequence[JournalEntry]
                               "by": "engine", "reason": item.get("reason", "")})
 
     playbook = _started_data(entries).get("playbook") or "playbook"
+    session_cause = next((entry.data.get("cause_id") for entry in entries
+                          if entry.kind == FINDING), None)
     for entry in entries:
         if entry.kind != STEP_RESULT or entry.data.get("kind", "check") != "check":
             continue
@@ -386,12 +396,12 @@ def build_checks(diagnosis: Mapping[str, Any], entries: Sequence[JournalEntry]
         check_id = f"{playbook}.{data.get('step')}"
         result = data.get("result")
         if result in ("could_not_run", "skipped", "shown"):
-            not_performed.append({"check_id": check_id, "cause_id": data.get("cause_id"),
+            not_performed.append({"check_id": check_id, "cause_id": session_cause,
                                   "by": entry.actor,
                                   "reason": last_line(data.get("reason") or "") or result})
         else:
             detail = last_line(data.get("reason") or "")
-            performed.append({"check_id": check_id, "cause_id": data.get("cause_id"),
+            performed.append({"check_id": check_id, "cause_id": session_cause,
                               "by": entry.actor, "role": "playbook",
                               "result": f"{result}: {detail}" if detail else result})
     return performed, not_performed

@@ -75,11 +75,21 @@ def _hop(entry: AccessLogEntry, pods: Sequence[PodInfo]) -> dict[str, Any]:
 
 
 def workload_of(source: str, pods: Sequence[PodInfo]) -> str:
-    """Name the workload whose sidecar wrote the log at `source`: `namespace/pod` when known."""
+    """Name the workload whose sidecar wrote the log at `source`.
+
+    The log's file name is matched against the pods read: a pod name in it
+    gives `namespace/pod`, and a file named after the workload (the pod name
+    without its ReplicaSet hash and suffix) gives `namespace/workload`.
+    Without a match the file name up to its first dot is returned.
+    """
     name = Path(source.split("!")[-1]).name
     for pod in pods:
         if pod.name and pod.name in name:
             return f"{pod.namespace}/{pod.name}" if pod.namespace else pod.name
+    for pod in pods:
+        workload = pod.labels.get("app") or "-".join(pod.name.split("-")[:-2])
+        if workload and (name.startswith(workload + "-") or name.startswith(workload + ".")):
+            return f"{pod.namespace}/{workload}" if pod.namespace else workload
     stem = name.split(".")[0]
     return stem or source
 

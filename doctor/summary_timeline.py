@@ -65,7 +65,13 @@ def build_resolution(root: Mapping[str, Any] | None, entries: Sequence[JournalEn
     if root is None:
         return resolution
 
-    playbook_step = _remediate_step(root.get("playbook"), symptom)
+    values = _placeholder_values(symptom)
+    for entry in entries:
+        if entry.kind == SESSION_STARTED and isinstance(entry.data.get("values"), dict):
+            values.update({str(key): str(value) for key, value in entry.data["values"].items()})
+        if entry.kind == ANSWER and entry.data.get("placeholder"):
+            values[str(entry.data["placeholder"])] = str(entry.data.get("value") or "")
+    playbook_step = _remediate_step(root.get("playbook"), values)
     if playbook_step is not None:
         resolution.update(state="proposed", step=playbook_step["id"],
                           change=playbook_step["command"], dry_run=playbook_step["dry_run"],
@@ -137,7 +143,8 @@ def _verification(entries: Sequence[JournalEntry], resolution: Mapping[str, Any]
     return found
 
 
-def _remediate_step(playbook_id: str | None, symptom: Mapping[str, Any]) -> dict[str, Any] | None:
+def _remediate_step(playbook_id: str | None, values: Mapping[str, str]) -> dict[str, Any] | None:
+    """Return the first remediate step of the playbook, its commands filled from `values`."""
     if not playbook_id:
         return None
     try:
@@ -150,7 +157,6 @@ def _remediate_step(playbook_id: str | None, symptom: Mapping[str, Any]) -> dict
     if playbook is None:
         return None
 
-    values = _placeholder_values(symptom)
     for step in playbook.steps:
         if step.kind == "remediate" and step.command:
             return {"id": step.id, "command": _fill(step.command, values),
@@ -230,7 +236,15 @@ def build_timeline(entries: Sequence[JournalEntry], diagnosis: Mapping[str, Any]
                                    f"Ranked {root.get('title', root['cause_id'])} first "
                                    f"({root.get('status')})", _first_evidence(root)))
 
-    return sorted(timeline, key=lambda item: item["at"] or "")
+    # The same pod status often arrives in several inputs (JSON, YAML, one pod or the list).
+    unique = []
+    seen = set()
+    for item in timeline:
+        key = (item["at"], item["kind"], item["text"])
+        if key not in seen:
+            seen.add(key)
+            unique.append(item)
+    return sorted(unique, key=lambda item: item["at"] or "")
 
 
 def _journal_timeline(entries: Sequence[JournalEntry], journal_path: str | None

@@ -135,3 +135,86 @@ def png_pixels(data: bytes) -> tuple[int, int, list[bytes]]:
         rows.append(bytes(line))
         previous = line
     return width, height, [bytes(row) for row in rows]
+
+
+OOM_INCIDENT = "tests/data/recorded/oom-incident"
+RECORDED_REPLAY_SESSION = REPOSITORY / "tests" / "data" / "summary" / "oom-replay-session" / \
+    "journal.jsonl"
+
+
+def record_replay_session(session_root: Path, kubeconfig: Path, session_id: str = "oom-replay"
+                          ) -> Path:
+    """Walk the proxy-memory-limit-too-low playbook on the OOM incident against a replay server.
+
+    kubectl reads the replayed pods for real; `kubectl top` fails because the
+    server has no metrics API; a step whose values are unknown is shown, not
+    run; and the server-side dry run of the change fails in discovery, so the
+    engineer skips the change and hands it over.
+    """
+    from doctor.session import current_kube_context, values_from_facts
+    from doctor.readers import read_paths
+    from doctor.engine import diagnose
+
+    engine = load_engine()
+    read = read_paths([Path(OOM_INCIDENT)], engine.rulebook.signatures)
+    diagnosis = diagnose(read.facts, engine.rulebook, engine.registry, read.observations)
+    finding = diagnosis.top
+    assert finding is not None and finding.cause_id == "proxy-memory-limit-too-low"
+    playbook = load_playbooks()[finding.playbook]
+    journal = Journal.for_session(session_id, root=session_root)
+    runner = Runner(kubeconfig=kubeconfig, default_timeout_s=20)
+    context = current_kube_context({"KUBECONFIG": str(kubeconfig)})
+    session = Session.start(playbook, journal, finding=finding, paths=[OOM_INCIDENT],
+                            values=values_from_facts(finding, read.facts), context=context,
+                            actor="oncall")
+
+    while session.current is not None:
+        step = session.current
+        if step.kind == "check":
+            if session.missing_values(step):
+                session.mark_shown()
+            else:
+                session.run_check(runner, timeout=20)
+        elif step.kind == "ask":
+            session.answer(step.answers[0].label)
+        elif step.kind == "remediate":
+            plan = session.plan_remediation(runner, timeout=20)
+            reason = "the server-side dry run did not succeed; handed over to the owning team"
+            if plan.dry_run_result is not None and plan.dry_run_result.status == "ok":
+                reason = "the engineer handed the change over to the owning team"
+            session.skip_remediation(reason)
+        else:
+            session.read_note()
+        session.advance()
+    return journal.path
+
+
+def record_all() -> None:
+    """Record both sessions again into tests/data/summary; run from the repository."""
+    import shutil
+    import sys
+    import tempfile
+
+    sys.path.insert(0, str(REPOSITORY))
+    from tests.replay.scenario import NAMESPACE, oom_incident
+    from tests.replay.server import ReplayServer
+
+    with tempfile.TemporaryDirectory() as scratch:
+        folder = Path(scratch)
+        journal = record_read_only_session(folder / "sessions",
+                                           write_unreachable_kubeconfig(folder / "kubeconfig"))
+        shutil.copy(journal, RECORDED_SESSION)
+
+        (folder / "replay").mkdir()
+        server = ReplayServer(oom_incident(), workdir=folder / "replay").start()
+        try:
+            kubeconfig = server.write_kubeconfig(folder / "replay-kubeconfig", namespace=NAMESPACE)
+            journal = record_replay_session(folder / "sessions", kubeconfig)
+        finally:
+            server.stop()
+        assert server.writes() == [], "the replay server received a write"
+        shutil.copy(journal, RECORDED_REPLAY_SESSION)
+
+
+if __name__ == "__main__":
+    record_all()

@@ -16,30 +16,61 @@ import pytest
 
 from doctor.summary import summary_from_journal, summary_from_scan
 from doctor.summary_render import FORMATS, render
-from summary_helpers import EXAMPLE_REPORTS, FIXED_NOW, RECORDED_SESSION, validate
+from summary_helpers import (
+    EXAMPLE_REPORTS,
+    FIXED_NOW,
+    RECORDED_REPLAY_SESSION,
+    RECORDED_SESSION,
+    validate,
+)
 
 EXAMPLES = ("401-jwt-expired", "403-rbac-principal", "503-upstream-down")
 
 
+SESSIONS = {
+    "503-upstream-down-session": RECORDED_SESSION,
+    "oom-replay-session": RECORDED_REPLAY_SESSION,
+}
+
+
+def _summarise(journal: Path) -> dict:
+    os.chdir(Path(__file__).resolve().parents[2])
+    return summary_from_journal(journal.relative_to(Path.cwd()), now=FIXED_NOW).to_dict()
+
+
 @pytest.fixture(scope="module")
 def session_data() -> dict:
-    os.chdir(Path(__file__).resolve().parents[2])
-    journal = RECORDED_SESSION.relative_to(Path.cwd())
-    return summary_from_journal(journal, now=FIXED_NOW).to_dict()
+    return _summarise(RECORDED_SESSION)
 
 
 @pytest.mark.parametrize("output_format", FORMATS)
-def test_session_matches_golden(session_data, output_format):
-    rendered = render(session_data, output_format)
-    golden = EXAMPLE_REPORTS / f"503-upstream-down-session.{output_format}"
+@pytest.mark.parametrize("name", sorted(SESSIONS))
+def test_session_matches_golden(name, output_format):
+    rendered = render(_summarise(SESSIONS[name]), output_format)
+    golden = EXAMPLE_REPORTS / f"{name}.{output_format}"
 
     if os.environ.get("UPDATE_GOLDEN"):
         golden.write_text(rendered, encoding="utf-8")
     assert rendered == golden.read_text(encoding="utf-8")
 
 
-def test_session_json_validates(session_data):
-    validate(json.loads(render(session_data, "json")))
+@pytest.mark.parametrize("name", sorted(SESSIONS))
+def test_session_json_validates(name):
+    validate(json.loads(render(_summarise(SESSIONS[name]), "json")))
+
+
+def test_replay_session_passed_and_skipped():
+    data = _summarise(RECORDED_REPLAY_SESSION)
+    results = {item["check_id"]: item["result"] for item in data["checks_performed"]
+               if item["role"] == "playbook"}
+
+    assert results["proxy-memory-limit-too-low.limit"] == "passed"
+    assert results["proxy-memory-limit-too-low.usage"].startswith("failed")
+    assert data["resolution"]["state"] == "skipped"
+    assert data["resolution"]["dry_run"][:3] == ["kubectl", "patch", "deployment"]
+    assert data["symptom"]["hop"]["caller"] == "shop/frontend"
+    assert [node["id"] for node in data["causal_chain"]][-2:] == [
+        "sidecar-oom-killed", "proxy-memory-limit-too-low"]
 
 
 @pytest.mark.parametrize("example", EXAMPLES)
