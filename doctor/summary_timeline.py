@@ -1,9 +1,10 @@
 """What happened when: the timeline, the milestones and the resolution of an incident.
 
-Owns how journal entries and timed evidence become timeline entries, where
-each milestone falls (from the journal, the evidence or the scan), the
-times between milestones, and the resolution: the change proposed by the
-root cause's playbook or applied, confirmed and verified in the session.
+Owns how journal entries and timed evidence become timeline entries, and
+where each milestone falls (from the journal, the evidence or the scan),
+with the times between milestones. It also owns the resolution, which is
+the change the root cause's playbook proposes, or the one the session
+applied, confirmed and verified.
 """
 
 from __future__ import annotations

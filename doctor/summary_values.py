@@ -1,8 +1,8 @@
 """UTC times, durations and short texts as the incident summary writes them.
 
 Every time in the summary is UTC in ISO 8601 with milliseconds and a `Z`
-suffix, which the JSON Schema checks; these helpers are the one place that
-writes them.
+suffix, and the JSON Schema checks that form. These helpers are the one
+place that writes them.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Fixtures of the incident summary tests: the repository as working folder, a fixed clock."""
+"""Fixtures of the incident summary tests: the repository as the working folder."""
 
 from __future__ import annotations
 

@@ -146,9 +146,9 @@ def record_replay_session(session_root: Path, kubeconfig: Path, session_id: str 
                           ) -> Path:
     """Walk the proxy-memory-limit-too-low playbook on the OOM incident against a replay server.
 
-    kubectl reads the replayed pods for real; `kubectl top` fails because the
-    server has no metrics API; a step whose values are unknown is shown, not
-    run; and the server-side dry run of the change fails in discovery, so the
+    kubectl reads the replayed pods for real, and `kubectl top` fails because
+    the server has no metrics API. A step whose values are unknown is shown,
+    not run. The server-side dry run of the change fails in discovery, so the
     engineer skips the change and hands it over.
     """
     from doctor.session import current_kube_context, values_from_facts

@@ -2,9 +2,9 @@
 
 The inputs are a copy of the 401 example with secrets written into the
 curl transcript (a signed JWT with an email claim, a cookie), the access
-log (a token query parameter), the Istio YAML (a Secret with a private key),
-the pod JSON (a Secret in the last-applied annotation) and the session
-journal (a note with a bearer token, a command with --token).
+log (a token query parameter) and the Istio YAML (a Secret with a private
+key). The session journal adds a note with a bearer token and a command
+with --token.
 """
 
 from __future__ import annotations
