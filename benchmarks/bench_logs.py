@@ -188,14 +188,15 @@ How the summary reads a line: RE2 (through pyarrow) checks every line against
 the whole of Istio's TEXT format or of Envoy's key-sorted JSON, so that the
 fast path reads each line exactly as the tolerant parser does (a hypothesis
 test holds them to it); the fields are then cut out with Arrow string splits
-(TEXT) or short RE2 extractions (JSON) and counted with Arrow group-bys, on
-two threads. mawk only splits fields and increments one counter a line, and
+and counted with Arrow group-bys, on two threads. mawk only splits fields and increments one counter a line, and
 jq does no format check either.
 
 What was tried, each on the same 1,000,000-line files: a Python `re` pass
 over each chunk (about 7× mawk's time for TEXT); polars `str.extract_groups`
 (about 4×); RE2 captures of the whole line through pyarrow (about 8×); and
-the present form (the table above), which also moved the per-failure work
+the present form (the table above). Cutting the JSON fields with splits
+instead of RE2 captures lowered its CPU time from about 9 s to about 6 s.
+The present form also moved the per-failure work
 from Python objects to Arrow group-bys and uses the system allocator, which
 lowered the peak RSS from about 280 MB to about 210-240 MB.
 
