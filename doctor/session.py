@@ -238,7 +238,7 @@ def _service_of(entry: Any) -> str | None:
 
 @dataclass(frozen=True)
 class KubeContext:
-    """Where mutations would go: the kubeconfig's current context, its cluster and namespace."""
+    """The target of mutations: the kubeconfig's current context, its cluster and namespace."""
 
     context: str | None
     cluster: str | None = None
@@ -314,7 +314,7 @@ def is_production(context: str | None, patterns: Iterable[str]) -> bool:
 
 @dataclass(frozen=True)
 class RemediationPlan:
-    """What the confirmation dialog shows before a mutating step runs."""
+    """The content of the confirmation dialog before a mutating step runs."""
 
     step_id: str
     title: str
@@ -414,7 +414,7 @@ def unified_diff(before: str, after: str, resource: str) -> str:
 
 @dataclass
 class StepRecord:
-    """The latest result of one step, as the journal holds it."""
+    """The latest result of one step, as the journal records it."""
 
     step_id: str
     result: str
@@ -529,7 +529,9 @@ class Session:
                 if self.playbook.step(str(step_id)) is None:
                     continue
                 if data.get("back") and step_id in self.path:
-                    del self.path[self.path.index(step_id) + 1:]
+                    # `depth` is the path length after going back; a step can be on the path twice.
+                    depth = int(data.get("depth") or len(self.path) - self.path[::-1].index(step_id))
+                    del self.path[depth:]
                     self.records.pop(step_id, None)
                 elif not data.get("resumed"):
                     self.path.append(step_id)
@@ -572,7 +574,7 @@ class Session:
     def progress(self) -> str:
         """Return a line such as `step 3 of 7 · 2 done · check: Read the logs`."""
         total = len(self.playbook.steps)
-        done = sum(1 for step_id in self.path if step_id in self.records)
+        done = len({step_id for step_id in self.path if step_id in self.records})
         if self.finished:
             verified = " · remediation verified" if self.verified else ""
             return f"session finished · {done} steps done{verified}"
@@ -589,7 +591,7 @@ class Session:
         return fill(getattr(step, which), self.values)
 
     def missing_values(self, step: Step | None = None) -> list[str]:
-        """Return the placeholders of a step's commands and text that have no value yet."""
+        """Return the placeholders of a step's command, dry run and rollback that have no value yet."""
         step = step or self.current
         if step is None:
             return []
@@ -726,7 +728,7 @@ class Session:
     def run_remediation(self, runner: CommandRunner, confirmation: Confirmation, *,
                         context_now: KubeContext | None = None, timeout: float | None = None,
                         on_output: Callable[[str], None] | None = None) -> StepRecord:
-        """Run the confirmed command (or its rollback) with mutation allowed, then go to its verify step."""
+        """Run the confirmed command (or its rollback) with mutation allowed; `advance` then goes to the verify step."""
         step = self._expect("remediate")
         if self.read_only:
             raise MutationRefused("this session is read-only (--read-only)")
@@ -788,7 +790,8 @@ class Session:
         if len(self.path) < 2:
             return self.current
         previous = self.path[-2]
-        self.journal.append(journal_kinds.STEP_STARTED, {"step": previous, "back": True}, actor=self.actor)
+        self.journal.append(journal_kinds.STEP_STARTED,
+                            {"step": previous, "back": True, "depth": len(self.path) - 1}, actor=self.actor)
         del self.path[-1]
         self.records.pop(previous, None)
         self.finished = False

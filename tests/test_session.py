@@ -505,3 +505,27 @@ def test_deployment_from_pod_name():
     assert values["pod"] == "checkout-7c9d8b6f5-x2x7k"
     assert values["deployment"] == "checkout"
     assert values["namespace"] == "shop"
+
+
+def test_resume_back_from_verify(tmp_path, counter_playbook):
+    session = _session(tmp_path, counter_playbook)
+    _to_remediation(session)
+    runner = Runner()
+    session.run_remediation(runner, session.confirm(session.plan_remediation(runner)))
+    session.advance()
+    assert session.path == ["read", "sneaky", "choose", "change", "read"]
+    session.back()
+
+    resumed = Session.resume(Journal(session.journal.path), {"counter": counter_playbook})
+
+    assert resumed.path == ["read", "sneaky", "choose", "change"]
+    assert resumed.current.id == "change"
+
+
+def test_output_streams_while_running(tmp_path, counter_playbook):
+    session = _session(tmp_path, counter_playbook)
+    chunks: list[str] = []
+
+    record = session.run_check(Runner(), on_output=chunks.append)
+
+    assert "".join(chunks) == record.commands[0].output
