@@ -331,6 +331,9 @@ class _TLSServer(http.server.ThreadingHTTPServer):
     """Accepts plain connections and runs the TLS handshake in each request's thread."""
 
     daemon_threads = True
+    # socketserver's default backlog of 5 drops the SYNs of a burst of parallel probes, and
+    # the kernel resends them only after a second.
+    request_queue_size = 128
 
     def __init__(self, address: tuple[str, int], handler: type, context: ssl.SSLContext) -> None:
         self.ssl_context = context
