@@ -37,6 +37,7 @@ SEEK_SLACK = timedelta(minutes=2)
 # Below this many bytes between the binary-search bounds the file is read.
 _SEEK_GRANULARITY = 64 * 1024
 _PROBE_BYTES = 64 * 1024
+_BINARY_SNIFF_BYTES = 8192
 TOP_COUNT = 10
 # Distinct paths, callers or hosts kept exactly before the rarest are dropped.
 TRACKED_VALUES = 5000
@@ -104,7 +105,7 @@ class FileReport:
     path: str
     size: int
     compressed: bool
-    method: str  # "binary-search" or "full-read"
+    method: str  # "binary-search", "full-read", "unreadable" or "skipped"
     bytes_read: int = 0
     start_offset: int = 0
     lines: int = 0
@@ -372,11 +373,19 @@ def _analyze_file(path: Path, window: tuple[str | None, str | None], summary: Lo
         source = str(path) if start_offset == 0 else f"{path} (from byte {start_offset})"
         try:
             _scan_stream(handle, source, end_offset, window, report, summary)
+        except _BinaryFile:
+            report.method = "skipped"
+            report.note = "binary file (NUL bytes in its first 8 KiB), not an access log"
+            summary.notes.append(f"{path}: {report.note}")
         except (OSError, EOFError, gzip.BadGzipFile) as error:
             report.note = f"reading stopped: {error}"
             summary.notes.append(f"{path}: reading stopped after {report.lines} lines: {error}")
         report.bytes_read = counted.bytes_read
     summary.files.append(report)
+
+
+class _BinaryFile(Exception):
+    """The file starts with NUL bytes, so it is not a text log."""
 
 
 class _CountingReader:
@@ -432,6 +441,7 @@ def _scan_stream(handle: BinaryIO, source: str, end_offset: int | None,
     with ThreadPoolExecutor(_THREADS) as pool:
         queue: list[tuple[bytes, bool, Future]] = []
         lines_before = 0
+        first_chunk = True
         carry = ""
         exhausted = False
         while True:
@@ -441,6 +451,9 @@ def _scan_stream(handle: BinaryIO, source: str, end_offset: int | None,
                     exhausted = True
                     break
                 data, final = item
+                if first_chunk and b"\x00" in data[:_BINARY_SNIFF_BYTES]:
+                    raise _BinaryFile()
+                first_chunk = False
                 queue.append((data, final, pool.submit(_scan_bytes, source, data, final, window)))
             if not queue:
                 break

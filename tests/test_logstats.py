@@ -310,3 +310,14 @@ def test_compact_object_inside_pretty_json():
     text = "  {\n  \"entry\":\n" + compact + "\n  }\n" + compact
 
     assert_same(fast_batch("nested.log", text), reference_batch("nested.log", text))
+
+
+def test_binary_file_is_skipped(tmp_path, capsys):
+    path = tmp_path / "core.bin"
+    path.write_bytes(b"\x7fELF\x02\x01\x01\x00" + bytes(range(256)) * 40)
+
+    assert main(["logs", str(path)]) == ExitCode.NO_INPUT
+
+    captured = capsys.readouterr()
+    assert "binary file" in captured.err
+    assert "No access-log entry was read." in captured.out

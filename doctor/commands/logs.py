@@ -68,7 +68,7 @@ def run(options: argparse.Namespace) -> int:
     else:
         sys.stdout.write(render_text(summary))
 
-    if all(report.method == "unreadable" for report in summary.files):
+    if all(report.method in ("unreadable", "skipped") for report in summary.files):
         return ExitCode.NO_INPUT
     return ExitCode.OK
 
@@ -102,7 +102,11 @@ def render_text(summary) -> str:
                      f"(peak {max(rates):.1%}):")
         lines.append("  " + sparkline(rates))
 
-    for title, dimension in (("Response codes", "response_code"),
+    if not summary.entries:
+        lines.append("")
+        lines.append("No access-log entry was read" + (" in the window." if summary.window_start
+                                                         or summary.window_end else "."))
+    for title, dimension in () if not summary.entries else (("Response codes", "response_code"),
                              ("Response flags", "response_flags"),
                              ("Response details", "response_code_details"),
                              ("Upstream clusters", "upstream_cluster"),
