@@ -301,3 +301,39 @@ def test_stopped_sidecar_not_exec(replay, engine):
     assert [o.status for o in stats] == [ProbeStatus.UNAVAILABLE]
     assert "is not running (waiting: CrashLoopBackOff)" in stats[0].reason
     assert not any(r.path.endswith("/exec") for r in server.requests)
+
+
+def test_clock_probe_finds_node_ahead(replay, engine):
+    from datetime import datetime, timedelta, timezone
+
+    cluster = oom_incident()
+    ahead = (datetime.now(timezone.utc) + timedelta(minutes=10)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    for condition in cluster.objects[("", "nodes")][0]["status"]["conditions"]:
+        condition["lastHeartbeatTime"] = ahead
+    server = replay(cluster)
+
+    result = collect(server, engine, symptom="401")
+
+    [clock] = by_probe(result, "clock.drift")
+    assert clock.status is ProbeStatus.OK
+    lines = clock.output.splitlines()
+    assert lines[0].startswith("API server time ")
+    assert "node worker-1: " in lines[1] and "the node's clock runs ahead by at least 5" in lines[1]
+    assert "node worker-2: " in lines[2] and "this probe cannot tell which" in lines[2]
+
+
+def test_saved_bundle_masks_secrets(replay, engine, tmp_path):
+    token = ("eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCJ9.eyJpc3MiOiJodHRwczovL2lkcC5leGFtcGxlIiwic3ViIjoiYWxpY2UifQ."
+             "c2lnbmF0dXJlLXRoYXQtbXVzdC1ub3QtbGVhaw")
+    cluster = oom_incident()
+    key = (NAMESPACE, FRONTEND_POD, "istio-proxy")
+    cluster.logs[key] += f"debug request headers: authorization: Bearer {token}\n"
+    server = replay(cluster)
+    result = collect(server, engine, symptom="503", source_workload="frontend")
+
+    bundle = result.save_bundle(tmp_path / "bundle")
+
+    saved = "".join(path.read_text() for path in bundle.rglob("*") if path.is_file())
+    assert "c2lnbmF0dXJlLXRoYXQtbXVzdC1ub3QtbGVhaw" not in saved
+    assert "eyJpc3MiOiJodHRwczovL2lkcC5leGFtcGxlIiwic3ViIjoiYWxpY2UifQ" in saved
+    assert all("c2lnbmF0dXJlLXRoYXQtbXVzdC1ub3QtbGVhaw" not in document.text for document in result.documents())
