@@ -23,9 +23,19 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, BinaryIO, Iterable, Iterator, Sequence
 
-from doctor.logscan import KEY_FIELDS, Batch, KindSpan, caller_of, is_failure, scan_text, second_of
+from doctor.logscan import (
+    KEY_FIELDS,
+    Batch,
+    KindSpan,
+    caller_of,
+    is_failure,
+    row_from_entry,
+    scan_text,
+    second_of,
+)
 from doctor.model import ParseProblem
 from doctor.parsers import accesslog
+from doctor.parsers.accesslog import AccessLogEntry
 
 logger = logging.getLogger(__name__)
 
@@ -313,6 +323,25 @@ def _kind_dict(kind: FailureKind) -> dict[str, Any]:
             "response_code_details": kind.response_code_details,
             "count": kind.count,
             "first": vars(kind.first), "last": vars(kind.last)}
+
+
+def summarize_entries(entries: Iterable[AccessLogEntry],
+                      problems: Iterable[ParseProblem] = ()) -> LogSummary:
+    """Summarize entries the tolerant parser already read, such as the facts of a scan.
+
+    Gives the same counts as `analyze_files` on the files they came from, so
+    the UI can chart the access logs of a bundle without reading them again.
+    """
+    summary = LogSummary()
+    batches: dict[str, Batch] = {}
+    for entry in entries:
+        batch = batches.setdefault(entry.source, Batch())
+        batch.add_row(row_from_entry(entry), (None, None))
+    for problem in problems:
+        batches.setdefault(problem.source, Batch()).problems.append(problem)
+    for source, batch in batches.items():
+        summary.add_batch(source, batch)
+    return summary
 
 
 def analyze_files(paths: Sequence[Path], since: timedelta | None = None,

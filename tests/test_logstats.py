@@ -321,3 +321,18 @@ def test_binary_file_is_skipped(tmp_path, capsys):
     captured = capsys.readouterr()
     assert "binary file" in captured.err
     assert "No access-log entry was read." in captured.out
+
+
+def test_summary_of_parsed_entries():
+    entries = []
+    for path in LOG_FILES:
+        entries.extend(accesslog.parse(Document(str(path), path.read_text(encoding="utf-8"))).facts)
+
+    from_facts = logstats.summarize_entries(entries)
+    from_files = logstats.analyze_files(LOG_FILES)
+
+    assert from_facts.counts == from_files.counts
+    assert from_facts.failures == from_files.failures
+    assert {key: (kind.count, kind.first, kind.last) for key, kind in from_facts.kinds.items()} == \
+        {key: (kind.count, kind.first, kind.last) for key, kind in from_files.kinds.items()}
+    assert from_facts.failing_paths.counts == from_files.failing_paths.counts
