@@ -14,10 +14,10 @@ character that Python's `\\s` matches and the quote, quoted fields exclude
 the quote and every character that `str.splitlines` breaks on, and JSON
 strings exclude backslashes and control characters.
 
-NOTE: lines are split at `\n` only, as Envoy writes them, but
+NOTE: lines are split at `\\n` only, as Envoy writes them, but
 `accesslog.parse` splits a document at every `str.splitlines` boundary
-(`\x0b`, `\x0c`, `\x1c`-`\x1e`, `\x85`, U+2028, U+2029 too). A line holding one
-of those is read whole here and in two parts there.
+(`\\x0b`, `\\x0c`, `\\x1c` to `\\x1e`, `\\x85`, U+2028, U+2029 too). A line
+holding one of those is read whole here and in two parts there.
 """
 
 from __future__ import annotations
