@@ -17,6 +17,10 @@ HELP = "summarize Envoy access logs (Istio TEXT or JSON, plain or gzip) in a tim
 
 _BLOCKS = " ▁▂▃▄▅▆▇█"
 _SHOWN = 10
+_DIMENSIONS = (("Response codes", "response_code"), ("Response flags", "response_flags"),
+               ("Response details", "response_code_details"),
+               ("Upstream clusters", "upstream_cluster"), ("Routes", "route_name"),
+               ("Authorities", "authority"))
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -56,7 +60,7 @@ def run(options: argparse.Namespace) -> int:
 
     # The system allocator hands the memory of scanned chunks back sooner than
     # Arrow's default jemalloc pool: peak RSS on a 1 GB log went from about
-    # 280 MB to 210 MB (benchmarks/bench_logs.py).
+    # 280 MB to 210-230 MB in runs of benchmarks/bench_logs.py.
     import pyarrow
 
     pyarrow.set_memory_pool(pyarrow.system_memory_pool())
@@ -103,14 +107,11 @@ def render_text(summary) -> str:
         lines.append("  " + sparkline(rates))
 
     if not summary.entries:
+        in_window = summary.window_start or summary.window_end
         lines.append("")
-        lines.append("No access-log entry was read" + (" in the window." if summary.window_start
-                                                         or summary.window_end else "."))
-    for title, dimension in () if not summary.entries else (("Response codes", "response_code"),
-                             ("Response flags", "response_flags"),
-                             ("Response details", "response_code_details"),
-                             ("Upstream clusters", "upstream_cluster"),
-                             ("Routes", "route_name"), ("Authorities", "authority")):
+        lines.append("No access-log entry was read" + (" in the window." if in_window else "."))
+    dimensions = _DIMENSIONS if summary.entries else ()
+    for title, dimension in dimensions:
         totals = summary.totals(dimension)
         lines.append("")
         lines.append(f"{title}:")
