@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Callable, Iterable, Sequence
 
 from doctor.live.context import ProbeContext
 from doctor.live.plan import Plan, Task, choose_pods, namespace_tasks, plan_probes, pod_tasks, pods_from, service_selectors
@@ -31,6 +31,10 @@ from doctor.live.registry import Permission, ProbeRegistry, ProbeSpec
 from doctor.model import Document, Observation, ProbeStatus
 from doctor.redact import redact_text
 from doctor.rules import Rulebook
+
+if TYPE_CHECKING:
+    from doctor.diagnosis import Diagnosis
+    from doctor.scan import Engine
 
 logger = logging.getLogger(__name__)
 
@@ -62,14 +66,17 @@ class LiveResult:
     cancelled: bool = False
 
     def documents(self) -> list[Document]:
-        """Return one document per ok observation, masked as a bundle would store it."""
+        """Return one document per ok observation, masked as a bundle would store it.
+
+        Each source is the file name the observation gets in a saved bundle,
+        so evidence cited from a live scan points into `--save-bundle`'s folder.
+        """
+        from doctor.bundle import _output_name
+
         documents = []
         for index, observation in enumerate(self.observations, start=1):
             if observation.status is ProbeStatus.OK and observation.output:
-                source = f"live/{index:02d}-{observation.probe_id}"
-                if observation.target:
-                    source += f"-{observation.target.replace('/', '-')}"
-                documents.append(Document(source, redact_text(observation.output)))
+                documents.append(Document(f"live:{_output_name(index, observation)}", redact_text(observation.output)))
         return documents
 
     def save_bundle(self, directory: str | Path) -> Path:
@@ -297,14 +304,13 @@ def _observation(task: Task, status: ProbeStatus, reason: str) -> Observation:
                        exit_status=None, status=status, output="", reason=reason, target=task.target.label())
 
 
-def diagnose_live(result: LiveResult, engine: object, *, now: datetime | None = None):
+def diagnose_live(result: LiveResult, engine: "Engine", *, now: datetime | None = None) -> "Diagnosis":
     """Diagnose a live collection with the same readers and engine as a bundle on disk."""
     from doctor.engine import diagnose
     from doctor.readers import read_documents
 
-    read = read_documents(result.documents(), engine.rulebook.signatures)  # type: ignore[attr-defined]
-    diagnosis = diagnose(read.facts, engine.rulebook, engine.registry,  # type: ignore[attr-defined]
-                         result.observations, now=now)
+    read = read_documents(result.documents(), engine.rulebook.signatures)
+    diagnosis = diagnose(read.facts, engine.rulebook, engine.registry, result.observations, now=now)
     diagnosis.inputs = list(read.inputs)
     return diagnosis
 
