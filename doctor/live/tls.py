@@ -1,9 +1,9 @@
 """The TLS probe: `openssl s_client` through `kubectl port-forward` to a pod's port.
 
 It records the certificate chain, expiry and SAN that the listener on the
-port presents, and whether a client without a certificate gets through
-(TLS 1.2 is pinned, so a server that requires client certificates rejects
-the handshake before s_client exits).
+port presents, and whether a client without a certificate gets through.
+TLS 1.2 is pinned, so a server that requires client certificates rejects
+the handshake before s_client exits.
 
 A port-forwarded connection enters the pod's network namespace on
 127.0.0.1, and Istio's iptables rules do not redirect loopback traffic to

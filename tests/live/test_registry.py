@@ -75,7 +75,8 @@ def test_probe_commands_read_only(tmp_path):
     assert len(captured) == 11
     for argv in captured:
         assert not is_mutating(argv), argv
-        assert "--context" in argv and argv[argv.index("--context") + 1] == "prod"
+        assert "--context" in argv
+        assert argv[argv.index("--context") + 1] == "prod"
 
 
 def test_docs_list_every_probe():
