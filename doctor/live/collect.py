@@ -252,6 +252,8 @@ class Collector:
                         done_count += 1
                         self._report(done_count, len(items), wave, results[index])
         finally:
+            # NOTE: an abandoned probe thread keeps running, and Python joins pool threads at exit;
+            # the runner's and the API client's own timeouts are what end it.
             pool.shutdown(wait=False, cancel_futures=True)
         return [result for result in results if result is not None]
 
