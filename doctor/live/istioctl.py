@@ -1,15 +1,16 @@
 """Probes that run istioctl when it is on PATH; each reports `unavailable` with the install hint otherwise.
 
-`proxy-status` prints a table that the istioctl reader parses by its
-column header names; `proxy-config` and `analyze` print JSON. istioctl
-reads the same KUBECONFIG as kubectl, and `--context` is passed through.
+`proxy-status` prints JSON on istioctl 1.22 and later and a table before,
+which the istioctl reader parses by its column header names. `proxy-config`
+and `analyze` print JSON. istioctl reads the same KUBECONFIG as kubectl, and
+`--context` is passed through.
 """
 
 from __future__ import annotations
 
 from doctor.live.context import ProbeContext
 from doctor.live.registry import Permission, ProbeRegistry, Target
-from doctor.model import Observation
+from doctor.model import Observation, ProbeStatus
 
 
 def _istioctl(context: ProbeContext, *args: str) -> list[str]:
@@ -20,9 +21,18 @@ def _istioctl(context: ProbeContext, *args: str) -> list[str]:
 
 
 def proxy_status(context: ProbeContext, target: Target) -> Observation:
-    """Ask istiod which proxies are SYNCED, STALE or NOT SENT, per xDS type."""
+    """Ask istiod which proxies are SYNCED, STALE or NOT SENT, per xDS type.
+
+    istioctl 1.22 and later print the CSDS status as JSON with `-o json`; an
+    older istioctl rejects the flag, and the probe then reads the table.
+    """
+    timeout = context.options.probe_timeout_s
+    structured = context.runner.run(_istioctl(context, "proxy-status", "-o", "json"),
+                                    probe_id="istioctl.proxy-status", target=target.label(), timeout=timeout)
+    if structured.status is not ProbeStatus.FAILED or "unknown shorthand flag" not in structured.reason:
+        return structured
     return context.runner.run(_istioctl(context, "proxy-status"), probe_id="istioctl.proxy-status",
-                              target=target.label(), timeout=context.options.probe_timeout_s)
+                              target=target.label(), timeout=timeout)
 
 
 def proxy_config_secret(context: ProbeContext, target: Target) -> Observation:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import inspect
+from datetime import datetime, timezone
 
 import pytest
 
 from doctor.live.context import LiveOptions, ProbeContext
 from doctor.live.plan import SYMPTOM_ALIASES, candidate_ids, resolve_symptom
 from doctor.live.registry import Permission, ProbeRegistry, Target, default_probes
+from doctor.model import Observation, ProbeStatus
 from doctor.runner import is_mutating
 
 
@@ -63,6 +65,8 @@ def test_probe_commands_read_only(tmp_path):
         def run(self, argv, **kwargs):
             captured.append(list(argv))
             assert not kwargs.get("allow_mutation"), argv
+            return Observation(probe_id=kwargs["probe_id"], argv=tuple(argv), started_at=datetime.now(timezone.utc),
+                               duration_s=0.0, exit_status=0, status=ProbeStatus.OK, output="")
 
     context.runner = Recorder()  # type: ignore[assignment]
     target = Target(namespace="shop", pod="checkout-1", container="istio-proxy", app_container="checkout")
@@ -87,3 +91,27 @@ def test_docs_list_every_probe():
     docs = (Path(__file__).resolve().parents[2] / "docs" / "live.md").read_text()
 
     assert probes_markdown(default_probes()) in docs, "regenerate the table in docs/live.md"
+
+
+def test_proxy_status_falls_back_to_table(tmp_path):
+    """An istioctl older than 1.22 rejects -o; the probe then reads the table."""
+    from doctor.live import istioctl
+
+    context = ProbeContext.build(LiveOptions(kubeconfig=str(tmp_path / "none")), search_path=[str(tmp_path)])
+    calls: list[list[str]] = []
+
+    class OldIstioctl:
+        def run(self, argv, **kwargs):
+            calls.append(list(argv))
+            rejected = "-o" in argv
+            return Observation(probe_id=kwargs["probe_id"], argv=tuple(argv), started_at=datetime.now(timezone.utc),
+                               duration_s=0.0, exit_status=1 if rejected else 0,
+                               status=ProbeStatus.FAILED if rejected else ProbeStatus.OK,
+                               output="" if rejected else "NAME  CLUSTER  CDS  LDS\n",
+                               reason="Error: unknown shorthand flag: 'o' in -o" if rejected else "")
+
+    context.runner = OldIstioctl()  # type: ignore[assignment]
+    observation = istioctl.proxy_status(context, Target())
+
+    assert calls == [["istioctl", "proxy-status", "-o", "json"], ["istioctl", "proxy-status"]]
+    assert observation.status is ProbeStatus.OK
