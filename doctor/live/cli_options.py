@@ -52,6 +52,9 @@ def add_live_arguments(scan: argparse.ArgumentParser) -> None:
                        help="also write the observations as a bundle to this new folder (secrets masked)")
     group.add_argument("--allow-capture", action="store_true",
                        help="allow a packet capture in an ephemeral debug container without asking")
+    group.add_argument("--plan", action="store_true",
+                       help="print the probes, namespaces and RBAC permissions a live scan would use, and exit "
+                       "without contacting the cluster")
 
 
 def _positive_int(text: str) -> int:
@@ -105,6 +108,29 @@ def _ask_on_terminal(description: str) -> bool:
     return answer.strip().lower() in ("y", "yes")
 
 
+def _print_plan(options: "LiveOptions", engine: Any) -> int:
+    """Print what a live scan with these options would read, without contacting the cluster."""
+    from doctor.live.plan import ScopeError, plan_probes
+    from doctor.live.registry import default_probes
+
+    try:
+        plan = plan_probes(default_probes(), engine.rulebook, options, context_namespace(options),
+                           capture_possible=options.allow_capture)
+    except ScopeError as error:
+        print(f"mesh-doctor: {error}", file=sys.stderr)
+        return USAGE_EXIT
+
+    where = ", ".join(ns or "all namespaces" for ns in plan.namespaces)
+    print(f"live scan{f' for {plan.symptom}' if plan.symptom else ''} in {where}: {len(plan.specs)} probes")
+    for spec in plan.specs:
+        needs = ", ".join(spec.programs) or "kubernetes client"
+        rbac = "; ".join(str(permission) for permission in spec.permissions) or "no RBAC"
+        print(f"  {spec.id:<32} {spec.scope:<9} {needs:<18} {rbac}")
+    for note in plan.notes:
+        print(f"note: {note}")
+    return 0
+
+
 def live_diagnosis(arguments: argparse.Namespace, engine: Any) -> Any:
     """Run the live collection the arguments describe and diagnose it; return a Diagnosis or an exit code."""
     from doctor.live.collect import Collector, diagnose_live, statuses
@@ -124,6 +150,8 @@ def live_diagnosis(arguments: argparse.Namespace, engine: Any) -> Any:
         return USAGE_EXIT
 
     options = options_from_arguments(arguments)
+    if arguments.plan:
+        return _print_plan(options, engine)
     # The runner lets sh log its INFO lines; keep them out of stderr unless -v asked for detail.
     sh_logger = logging.getLogger("sh")
     sh_logger.setLevel(max(sh_logger.level, logging.getLogger().getEffectiveLevel()))

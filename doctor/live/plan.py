@@ -217,14 +217,15 @@ def choose_pods(pods: Sequence[PodInfo], options: LiveOptions,
 
 
 def _is_workload(pod: PodInfo, workload: str) -> bool:
-    name = workload.split(".")[0]
+    # Accept kubectl's TYPE/NAME form (deploy/frontend) and NAME.NAMESPACE.
+    name = workload.rsplit("/", 1)[-1].split(".")[0]
     return (pod.name == name or pod.labels.get("app") == name
             or pod.labels.get("app.kubernetes.io/name") == name
             or pod.labels.get("service.istio.io/canonical-name") == name)
 
 
 def _service_pods(pods: Sequence[PodInfo], service: str, selectors: dict[tuple[str, str], dict[str, str]]) -> list[PodInfo]:
-    name, _, namespace = service.partition(".")
+    name, _, namespace = service.rsplit("/", 1)[-1].partition(".")
     matches = [(ns, svc) for (ns, svc) in selectors if svc == name and (not namespace or ns == namespace)]
     if not matches:
         # Without the Service object, fall back to the conventional app label.

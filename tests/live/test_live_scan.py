@@ -339,3 +339,29 @@ def test_saved_bundle_masks_secrets(replay, engine, tmp_path):
     assert "c2lnbmF0dXJlLXRoYXQtbXVzdC1ub3QtbGVhaw" not in saved
     assert "eyJpc3MiOiJodHRwczovL2lkcC5leGFtcGxlIiwic3ViIjoiYWxpY2UifQ" in saved
     assert all("c2lnbmF0dXJlLXRoYXQtbXVzdC1ub3QtbGVhaw" not in document.text for document in result.documents())
+
+
+def test_cli_plan_contacts_nothing(replay, tmp_path):
+    server = replay()
+    kubeconfig = server.write_kubeconfig(tmp_path / "kubeconfig", namespace=NAMESPACE)
+
+    completed = subprocess.run(
+        [sys.executable, "-m", "doctor", "scan", "--live", "--plan", "--kubeconfig", str(kubeconfig),
+         "--symptom", "403", "--from", "deploy/frontend"],
+        capture_output=True, text=True, timeout=60, cwd=REPO, check=False)
+
+    assert completed.returncode == 0, completed.stderr
+    lines = completed.stdout.splitlines()
+    assert lines[0] == "live scan for http-403 in shop: 14 probes"
+    assert any(line.split()[:1] == ["istio.authorizationpolicies"] for line in lines)
+    assert not any(line.split()[:1] == ["kube.endpoints"] for line in lines)
+    assert server.requests == []
+
+
+def test_from_accepts_kubectl_type_prefix(replay, engine):
+    server = replay()
+
+    result = collect(server, engine, symptom="503", source_workload="deploy/frontend")
+
+    targets = {observation.target for observation in by_probe(result, "kubectl.proxy-logs")}
+    assert targets == {f"{NAMESPACE}/{FRONTEND_POD}"}
