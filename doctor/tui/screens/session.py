@@ -116,7 +116,8 @@ class SessionScreen(DoctorScreen):
             yield Static(id="step-body")
             yield Static(id="step-result")
         yield Input(id="step-value")
-        yield RichLog(id="step-output", wrap=True, markup=False, highlight=False)
+        # RichLog renders at least 78 cells wide by default; wrap to the real width instead.
+        yield RichLog(id="step-output", wrap=True, markup=False, highlight=False, min_width=20)
         yield Footer()
 
     def on_mount(self) -> None:
@@ -242,8 +243,10 @@ class SessionScreen(DoctorScreen):
         """Close the streamed output of each command with its status and exit code."""
         log = self.query_one("#step-output", RichLog)
         for command in record.commands:
-            log.write(Text(f"[{command.status}, exit {command.exit_status}]",
-                           style="green" if command.status == "ok" else "red"))
+            ended = f"exit {command.exit_status}" if command.exit_status is not None else "did not start"
+            if command.status == "timed_out":
+                ended = "killed at the timeout"
+            log.write(Text(f"[{command.status}, {ended}]", style="green" if command.status == "ok" else "red"))
 
     # --- keys ---
 
