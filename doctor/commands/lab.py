@@ -31,6 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     up = actions.add_parser("up", help="start the lab: upstream app, server and client sidecars")
     up.add_argument("--access-log-format", choices=("text", "json"), default="text",
                     help="access log format of both sidecars: Istio's default TEXT or its JSON (default: text)")
+    up.add_argument("--envoy", metavar="PATH", help="Envoy binary to run (default: envoy on PATH)")
     actions.add_parser("down", help="stop the lab and check that none of its processes is left")
     actions.add_parser("list", help="list the faults the lab can inject")
     actions.add_parser("status", help="show the running lab's ports, pids and fault")
@@ -65,7 +66,8 @@ def run(options: argparse.Namespace) -> int:
 
     try:
         if action == "up":
-            state = control.start_daemon(state_dir, access_log_format=options.access_log_format)
+            state = control.start_daemon(state_dir, access_log_format=options.access_log_format,
+                                         envoy=options.envoy)
             print(f"lab up: client sidecar 127.0.0.1:{state['client_listener']}, "
                   f"server sidecar 127.0.0.1:{state['server_listener']}, pids {state['pids']}")
             print(f"state in {state_dir}; inject a fault with `mesh-doctor lab inject FAULT`")

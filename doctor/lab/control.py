@@ -80,10 +80,12 @@ def pid_alive(pid: int) -> bool:
     return status.rsplit(")", 1)[1].split()[0] != "Z"
 
 
-def start_daemon(state_dir: Path, timeout: float = START_TIMEOUT_S, access_log_format: str = "text") -> dict[str, Any]:
+def start_daemon(state_dir: Path, timeout: float = START_TIMEOUT_S, access_log_format: str = "text",
+                 envoy: str | None = None) -> dict[str, Any]:
     """Start the lab daemon in `state_dir` and wait until its mesh is ready; return its state.
 
-    `access_log_format` is "text" (Istio's default) or "json" for both sidecars.
+    `access_log_format` is "text" (Istio's default) or "json" for both
+    sidecars; `envoy` is the Envoy binary (default: `envoy` on PATH).
     """
     state = read_state(state_dir)
     if state is not None and pid_alive(int(state.get("daemon_pid", 0))):
@@ -104,7 +106,7 @@ def start_daemon(state_dir: Path, timeout: float = START_TIMEOUT_S, access_log_f
         # this command.
         daemon = subprocess.Popen(
             [sys.executable, "-m", "doctor.lab.control", "--state-dir", str(state_dir),
-             "--access-log-format", access_log_format],
+             "--access-log-format", access_log_format, *(["--envoy", envoy] if envoy else [])],
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
     deadline = time.monotonic() + timeout
@@ -297,7 +299,7 @@ def _write_state(state_dir: Path, state: dict[str, Any]) -> None:
     temporary.replace(state_dir / STATE_NAME)
 
 
-def serve(state_dir: Path, access_log_format: str = "text") -> int:
+def serve(state_dir: Path, access_log_format: str = "text", envoy: str | None = None) -> int:
     """Run the lab daemon in `state_dir` until `down` or SIGTERM; return the exit status."""
     from doctor.lab.mesh import LabError, MeshLab
 
@@ -305,7 +307,7 @@ def serve(state_dir: Path, access_log_format: str = "text") -> int:
     workdir.mkdir(parents=True, exist_ok=True)
     lab = None
     try:
-        lab = MeshLab(workdir, access_log_format=access_log_format)
+        lab = MeshLab(workdir, access_log_format=access_log_format, envoy=envoy)
         lab.start()
     except LabError as error:
         _write_state(state_dir, {"daemon_pid": os.getpid(), "ready": False, "error": str(error),
@@ -350,10 +352,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--state-dir", type=Path, required=True, help="folder for the state, socket and logs")
     parser.add_argument("--access-log-format", choices=("text", "json"), default="text",
                         help="access log format of both sidecars (default: text)")
+    parser.add_argument("--envoy", help="path of the Envoy binary (default: envoy on PATH)")
     options = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("sh").setLevel(logging.WARNING)
-    return serve(options.state_dir, options.access_log_format)
+    return serve(options.state_dir, options.access_log_format, options.envoy)
 
 
 if __name__ == "__main__":

@@ -185,3 +185,13 @@ def test_down_kills_leaked_process(state_dir, tmp_path):
 
     assert code == ExitCode.OK
     assert exit_status == -9
+
+
+def test_up_without_envoy_fails_cleanly(state_dir, tmp_path, capsys):
+    code = main(["lab", "--state-dir", str(state_dir), "up", "--envoy", str(tmp_path / "no-envoy")])
+
+    assert code == ExitCode.INTERNAL_ERROR
+    assert "not found" in capsys.readouterr().err
+    state = control.read_state(state_dir)
+    assert not control.pid_alive(state["daemon_pid"])
+    assert state["all_pids"] == []
