@@ -550,6 +550,9 @@ class Session:
                 self.values[str(data["placeholder"])] = str(data.get("value", ""))
             elif entry.kind == journal_kinds.MILESTONE and data.get("verified"):
                 self.verified.append(str(data["verified"]))
+            elif entry.kind == journal_kinds.MILESTONE and data.get("verification_withdrawn"):
+                withdrawn = str(data["verification_withdrawn"])
+                self.verified = [step_id for step_id in self.verified if step_id != withdrawn]
             elif entry.kind == journal_kinds.CONFIRMATION and data.get("action") == "context":
                 self.context = KubeContext(data.get("context"), data.get("cluster"), data.get("namespace"))
             elif entry.kind == journal_kinds.SESSION_ENDED:
@@ -635,6 +638,31 @@ class Session:
             self.verified.append(remediation)
             self.journal.append(journal_kinds.MILESTONE, {"verified": remediation, "by": step.id},
                                 actor=self.actor)
+        return record
+
+    def judge(self, looks_right: bool) -> StepRecord:
+        """Record the engineer's reading of a check's output, which overrides the exit status.
+
+        An exit status of 0 only says the command worked: an empty endpoint
+        list also exits 0. For a verify step, "looks right" verifies the
+        remediation and "shows the problem" withdraws the verification.
+        """
+        step = self._expect("check")
+        earlier = self.records.get(step.id)
+        commands = earlier.commands if earlier else []
+        result = PASSED if looks_right else FAILED
+        reason = ("the engineer read the output: it looks right" if looks_right
+                  else "the engineer read the output: it shows the problem")
+        record = self._record(step, result, reason, commands)
+        remediation = self.verifying.get(step.id)
+        if remediation and looks_right and remediation not in self.verified:
+            self.verified.append(remediation)
+            self.journal.append(journal_kinds.MILESTONE, {"verified": remediation, "by": step.id},
+                                actor=self.actor)
+        elif remediation and not looks_right and remediation in self.verified:
+            self.verified.remove(remediation)
+            self.journal.append(journal_kinds.MILESTONE, {"verification_withdrawn": remediation,
+                                                          "by": step.id}, actor=self.actor)
         return record
 
     def mark_shown(self) -> StepRecord:
@@ -879,6 +907,8 @@ def session_summary(path: Path) -> dict[str, Any]:
             summary["step"] = entry.data.get("step")
         elif entry.kind == journal_kinds.MILESTONE and entry.data.get("verified"):
             summary["verified"] = True
+        elif entry.kind == journal_kinds.MILESTONE and entry.data.get("verification_withdrawn"):
+            summary["verified"] = False
         elif entry.kind == journal_kinds.SESSION_ENDED:
             summary["state"] = "finished"
     if summary["playbook"] is None:

@@ -529,3 +529,22 @@ def test_output_streams_while_running(tmp_path, counter_playbook):
     record = session.run_check(Runner(), on_output=chunks.append)
 
     assert "".join(chunks) == record.commands[0].output
+
+
+def test_judgement_withdraws_verification(tmp_path, counter_playbook):
+    session = _session(tmp_path, counter_playbook)
+    _to_remediation(session)
+    runner = Runner()
+    session.run_remediation(runner, session.confirm(session.plan_remediation(runner)))
+    session.advance()
+    assert session.run_check(runner).result == PASSED
+    assert session.verified == ["change"]
+
+    record = session.judge(False)
+
+    assert record.result == FAILED
+    assert record.commands[0].output == "state: 1\n"
+    assert session.verified == []
+    resumed = Session.resume(Journal(session.journal.path), {"counter": counter_playbook})
+    assert resumed.verified == []
+    assert resumed.record_of("read").result == FAILED

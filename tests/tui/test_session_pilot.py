@@ -15,7 +15,7 @@ import pytest
 
 from doctor.journal import read_journal
 from doctor.runner import Runner
-from doctor.session import ANSWERED, FAILED, REFUSED, KubeContext
+from doctor.session import ANSWERED, FAILED, PASSED, REFUSED, KubeContext
 from doctor.tui.app import SessionOptions, build_app
 from doctor.tui.screens.confirm import ConfirmChange, ConfirmContext
 from doctor.tui.screens.session import SessionScreen
@@ -261,6 +261,9 @@ async def test_example_session_walks_shipped_playbook(app_factory, tmp_path, mon
         await pilot.press("r")
         await _settle(pilot)
         assert session.record_of("endpoints").result == FAILED
+        await pilot.press("p")  # the engineer reads the output and overrides the exit status
+        assert session.record_of("endpoints").result == PASSED
+        assert "the engineer read the output" in session.record_of("endpoints").reason
         await pilot.press("n", "m", "n", "m", "n")
         assert session.current.id == "recent-deploy"
         await pilot.press("2")

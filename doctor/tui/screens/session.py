@@ -7,6 +7,7 @@ through the session, which writes each result to the journal before the
 worker posts `StepFinished`; only then does the screen move on.
 
 Keys: `r` runs the check, `m` marks a check as read without running it,
+`p` and `f` record whether its output looks right or shows the problem,
 `1`-`9` answer a question, `a` prepares a remediation (dry run, then the
 confirmation dialog), `u` rolls an applied one back, `k` skips it, `n` goes
 to the next step, `b` back to the previous one, `c` accepts a changed kube
@@ -89,6 +90,8 @@ class SessionScreen(DoctorScreen):
     BINDINGS = [
         Binding("r", "run", "Run"),
         Binding("m", "mark_shown", "Mark read"),
+        Binding("p", "judge(True)", "Looks right"),
+        Binding("f", "judge(False)", "Shows the problem"),
         Binding("a", "apply", "Apply…"),
         Binding("u", "rollback", "Roll back…"),
         Binding("k", "skip", "Skip"),
@@ -212,6 +215,9 @@ class SessionScreen(DoctorScreen):
         record = self.session.record_of(step.id) if step else None
         if step is None:
             return ""
+        if record is not None and step.kind == "check" and record.commands:
+            return ("exit status alone does not prove the check: p looks right · f shows the problem · "
+                    "n: next step · b: back")
         if record is not None:
             return "n: next step · b: back"
         if step.kind == "check":
@@ -265,6 +271,8 @@ class SessionScreen(DoctorScreen):
             return record is not None or step.kind == "note"
         if action in ("run", "mark_shown"):
             return step.kind == "check" and record is None and (action == "mark_shown" or bool(step.command))
+        if action == "judge":
+            return step.kind == "check" and record is not None and bool(record.commands)
         if action == "answer":
             return step.kind == "ask" and record is None
         if action in ("apply", "skip"):
@@ -307,6 +315,10 @@ class SessionScreen(DoctorScreen):
             self.post_message(WorkFailed("Step failed", f"Running the step failed: {error!r}"))
             return
         self.post_message(StepFinished(record))
+
+    def action_judge(self, looks_right: bool) -> None:
+        self.session.judge(looks_right)
+        self.refresh_step()
 
     def action_mark_shown(self) -> None:
         self.session.mark_shown()
