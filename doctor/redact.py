@@ -176,11 +176,16 @@ def mask_personal_claims(segment: str) -> str:
     if not isinstance(claims, dict):
         return segment
 
-    masked = {key: (MASK if _is_personal(key, value) else value) for key, value in claims.items()}
+    masked = mask_personal_claim_values(claims)
     if masked == claims:
         return segment
     encoded = json.dumps(masked, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
     return base64.urlsafe_b64encode(encoded).decode("ascii").rstrip("=")
+
+
+def mask_personal_claim_values(claims: dict[str, Any]) -> dict[str, Any]:
+    """Return decoded JWT `claims` with the value of every personal claim replaced by MASK."""
+    return {key: (MASK if _is_personal(key, value) else value) for key, value in claims.items()}
 
 
 def _is_personal(claim: str, value: Any) -> bool:

@@ -29,7 +29,13 @@ import jwt as pyjwt
 
 from doctor.model import Document, ParseProblem, ParseResult
 from doctor.parsers.structured import LineDict, key_line, load_documents, node_line
-from doctor.redact import MASK, SIGNATURE_MASK, looks_like_jwt_header, redact_text
+from doctor.redact import (
+    MASK,
+    SIGNATURE_MASK,
+    looks_like_jwt_header,
+    mask_personal_claim_values,
+    redact_text,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -299,7 +305,10 @@ def _text_or_none(value: Any) -> str | None:
 
 
 def _fingerprint(header: dict[str, Any], claims: dict[str, Any]) -> str:
-    canonical = json.dumps([header, claims], sort_keys=True, default=str)
+    # Redaction masks personal claims, so they are masked here too and the
+    # redacted and original forms of one token keep one fingerprint.
+    canonical = json.dumps([header, mask_personal_claim_values(claims)], sort_keys=True,
+                           default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
