@@ -150,6 +150,28 @@ class IncidentSummary:
         return redact_values(raw)
 
 
+def apply_overrides(summary: IncidentSummary, *, incident_id: str | None = None,
+                    title: str | None = None, severity: str | None = None,
+                    owner: str | None = None) -> IncidentSummary:
+    """Set what the engineer knows better than the evidence: id, title, severity, owner.
+
+    The owner replaces "unassigned" on the action items; owners already named
+    in the journal stay.
+    """
+    for key, value in (("incident_id", incident_id), ("title", title), ("severity", severity)):
+        if value:
+            summary.header[key] = value
+    if owner:
+        for item in summary.action_items:
+            if item["owner"] == "unassigned":
+                item["owner"] = owner
+    if severity or owner:
+        summary.handoff = build_handoff(summary.header, summary.root_cause, summary.resolution,
+                                        summary.checks_not_performed, summary.action_items,
+                                        summary.impact)
+    return summary
+
+
 def redactions_of(data: Any) -> dict[str, int]:
     """Count what redaction masks in the strings of `data`, by kind of secret."""
     totals: Counter = Counter()

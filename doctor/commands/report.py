@@ -32,12 +32,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "self-contained file (default: md)")
     parser.add_argument("-o", "--output", type=Path, metavar="FILE",
                         help="write to FILE instead of stdout")
+    parser.add_argument("--incident-id", metavar="ID",
+                        help="the incident's id in your incident tool (default: the session id)")
+    parser.add_argument("--title", help="the incident's title (default: symptom, hop and cause)")
+    parser.add_argument("--severity", metavar="LEVEL",
+                        help="the incident's severity, as your incident tool names it (SEV2, P1…)")
+    parser.add_argument("--owner", help="owner of the action items that have none")
 
 
 def run(options: argparse.Namespace) -> int:
     from doctor.cli import ExitCode
     from doctor.rules import RuleLoadError
-    from doctor.summary import SummaryInputError, summary_from_journal, summary_from_scan
+    from doctor.summary import (
+        SummaryInputError,
+        apply_overrides,
+        summary_from_journal,
+        summary_from_scan,
+    )
     from doctor.summary_render import render
 
     if options.scan and options.session:
@@ -61,6 +72,8 @@ def run(options: argparse.Namespace) -> int:
         print(f"mesh-doctor report: invalid rules\n{error}", file=sys.stderr)
         return ExitCode.RULES_INVALID
 
+    apply_overrides(summary, incident_id=options.incident_id, title=options.title,
+                    severity=options.severity, owner=options.owner)
     data = summary.to_dict()
     for problem in data["problems"]:
         print(f"mesh-doctor report: note: {problem}", file=sys.stderr)

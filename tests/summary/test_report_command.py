@@ -100,3 +100,20 @@ def test_report_unwritable_output(tmp_path, capsys):
 
     assert code == ExitCode.INTERNAL_ERROR
     assert "cannot write" in capsys.readouterr().err
+
+
+def test_report_overrides_header(tmp_path):
+    target = tmp_path / "scan.json"
+
+    code = main(["report", "--scan", "examples/401-jwt-expired", "--format", "json",
+                 "--incident-id", "INC-4711", "--title", "Checkout 401s", "--severity", "SEV2",
+                 "--owner", "team-identity", "-o", str(target)])
+
+    data = json.loads(target.read_text(encoding="utf-8"))
+    assert code == ExitCode.OK
+    assert data["header"]["incident_id"] == "INC-4711"
+    assert data["header"]["title"] == "Checkout 401s"
+    assert data["header"]["severity"] == "SEV2"
+    assert {item["owner"] for item in data["action_items"]} == {"team-identity"}
+    assert "severity SEV2" in data["handoff"]
+    validate(data)
