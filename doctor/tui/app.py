@@ -8,6 +8,7 @@ worker failure ends in `on_work_failed`, which shows an error dialog.
 
 from __future__ import annotations
 
+import getpass
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -109,6 +110,14 @@ def session_values(paths: Sequence[Path], finding: Finding) -> dict[str, str]:
 
     read = read_paths(list(paths), load_engine().rulebook.signatures)
     return values_from_facts(finding, read.facts)
+
+
+def engineer_name() -> str:
+    """Return the login name the journal records as the actor of each answer and confirmation."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry and no LOGNAME/USER variable
+        return "engineer"
 
 
 def collect_live(request: SymptomRequest, kubeconfig: str | None, now: datetime) -> tuple[Diagnosis, FactSet]:
@@ -304,7 +313,8 @@ class MeshDoctorApp(App[None]):
                                     paths=[str(path) for path in self.paths], values=values,
                                     read_only=self.read_only, context=options.read_context(),
                                     production_contexts=options.production_contexts,
-                                    symptom=self.symptom.as_journal_data() if self.symptom else None)
+                                    symptom=self.symptom.as_journal_data() if self.symptom else None,
+                                    actor=engineer_name())
         except OSError as error:
             logger.warning("the session journal could not be written: %s", error)
             self.post_message(WorkFailed("Session not started",
@@ -320,7 +330,8 @@ class MeshDoctorApp(App[None]):
             playbooks = load_playbooks(options.playbooks_dir)
             session = Session.resume(journal, playbooks, read_only=True if self.read_only else None,
                                      context=options.read_context(),
-                                     production_contexts=options.production_contexts)
+                                     production_contexts=options.production_contexts,
+                                     actor=engineer_name())
         except (RuleLoadError, SessionError, OSError) as error:
             self.push_screen(ErrorDialog("Session not resumed", str(error)))
             return

@@ -272,3 +272,22 @@ async def test_example_session_walks_shipped_playbook(app_factory, tmp_path, mon
         await pilot.press("b")
         assert session.current.id == "recent-deploy"
         assert "step 4 of 7" in static_text(screen.query_one("#session-progress"))
+
+
+@run_pilot
+async def test_context_poll_shows_change(gate_app, target, monkeypatch):
+    import doctor.tui.screens.session as session_screen
+
+    monkeypatch.setattr(session_screen, "CONTEXT_POLL_S", 0.05)
+    app = gate_app(contexts=[LAB, LAB, PROD])
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await _open_session(pilot)
+        for _ in range(200):
+            if screen.session.context_changed_to is not None:
+                break
+            await pilot.pause(0.05)
+
+        assert screen.session.context_changed_to == PROD
+        assert "CHANGED to prod-eu" in static_text(screen.query_one("#session-context"))
+        journal = read_journal(screen.session.journal.path).entries
+        assert any("context_changed" in entry.data for entry in journal if entry.kind == "note")

@@ -49,6 +49,7 @@ RESULT_STYLES = {
     "refused": "bold yellow", "skipped": "dim", "shown": "dim",
 }
 ContextReader = Callable[[], KubeContext]
+CONTEXT_POLL_S = 5.0
 
 
 @dataclass
@@ -126,6 +127,18 @@ class SessionScreen(DoctorScreen):
     def on_mount(self) -> None:
         self.sub_title = f"session {self.session.session_id}"
         self.refresh_step()
+        self.set_interval(CONTEXT_POLL_S, self._poll_context)
+
+    def _poll_context(self) -> None:
+        """Show a kube context change as soon as the kubeconfig says so, not only at the next change."""
+        if self.busy or self.session.finished:
+            return
+        now = self.read_context()
+        changed_before = self.session.context_changed_to
+        if not self.session.check_context(now) and self.session.context_changed_to != changed_before:
+            self.notify(f"The kube context changed to {now.context}; mutations stop until you accept it (c).",
+                        title="Kube context", severity="warning")
+            self.refresh_step()
 
     # --- rendering ---
 
