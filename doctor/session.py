@@ -528,6 +528,7 @@ class Session:
                 step_id = data.get("step")
                 if self.playbook.step(str(step_id)) is None:
                     continue
+                self.finished = False  # going back after the end reopens the session
                 if data.get("back") and step_id in self.path:
                     # `depth` is the path length after going back; a step can be on the path twice.
                     depth = int(data.get("depth") or len(self.path) - self.path[::-1].index(step_id))

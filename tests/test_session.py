@@ -548,3 +548,19 @@ def test_judgement_withdraws_verification(tmp_path, counter_playbook):
     resumed = Session.resume(Journal(session.journal.path), {"counter": counter_playbook})
     assert resumed.verified == []
     assert resumed.record_of("read").result == FAILED
+
+
+def test_resume_back_after_end(tmp_path, counter_playbook):
+    session = _session(tmp_path, counter_playbook)
+    _to_remediation(session)
+    session.skip_remediation()
+    session.advance()
+    session.read_note()
+    session.advance()
+    assert session.finished
+    session.back()
+
+    resumed = Session.resume(Journal(session.journal.path), {"counter": counter_playbook})
+
+    assert not resumed.finished
+    assert resumed.current.id == "change"
