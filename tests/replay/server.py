@@ -120,6 +120,10 @@ class ReplayCluster:
     def add(self, obj: dict[str, Any]) -> None:
         """Add one object; its apiVersion and kind name the resource it belongs to."""
         group = obj["apiVersion"].rpartition("/")[0]
+        if group == "" and obj["kind"] == "Pod":
+            # The API server defaults an absent pod securityContext to {}, and kubectl debug 1.37
+            # dereferences it, so recorded pods written without one get it here.
+            obj.setdefault("spec", {}).setdefault("securityContext", {})
         for resource in self.types:
             if resource.group == group and resource.kind == obj["kind"]:
                 self.objects.setdefault((group, resource.plural), []).append(obj)
