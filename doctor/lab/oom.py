@@ -88,7 +88,11 @@ class _MemoryCgroup:
                 return int(value)
         return 0
 
-    def remove(self) -> None:
+    def remove(self, timeout: float = KILL_TIMEOUT_S) -> None:
+        """Delete the cgroup once the killed process has left it (a zombie stays in it until reaped)."""
+        deadline = time.monotonic() + timeout
+        while (self.path / "cgroup.procs").read_text().strip() and time.monotonic() < deadline:
+            time.sleep(0.05)
         try:
             self.path.rmdir()
         except OSError as error:

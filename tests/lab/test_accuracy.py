@@ -10,7 +10,9 @@ process or port of it is left.
 
 from __future__ import annotations
 
+import os
 import socket
+from pathlib import Path
 
 import pytest
 
@@ -67,6 +69,12 @@ def test_lab_down_leaves_nothing(lab):
     for port in ports:
         with socket.socket() as sock:
             assert sock.connect_ex(("127.0.0.1", port)) != 0, f"127.0.0.1:{port} still accepts"
+
+    cgroups = [path for root in (Path("/sys/fs/cgroup"), Path("/sys/fs/cgroup/memory"))
+               for path in root.glob(f"mesh-lab-{os.getpid()}-*")]
+    assert cgroups == []
+    namespaces = sorted(Path("/run/netns").glob(f"mdlab-{os.getpid()}-*")) if Path("/run/netns").is_dir() else []
+    assert namespaces == []
 
 
 JSON_FAULTS = ("jwt-expired", "plaintext-to-strict", "upstream-app-down")
