@@ -352,7 +352,7 @@ th, td { border: 1px solid #d5dbdb; padding: 4px 8px; text-align: left; vertical
          overflow-wrap: break-word; }
 td code { overflow-wrap: anywhere; }
 th { background: #f4f6f6; } code, pre { font: 13px ui-monospace, "DejaVu Sans Mono", monospace; }
-pre { background: #f4f6f6; padding: 8px; overflow-x: auto; }
+pre { background: #f4f6f6; padding: 8px; white-space: pre-wrap; overflow-wrap: anywhere; }
 .note { background: #fef5e7; border-left: 4px solid #f39c12; padding: 6px 10px; }
 .status-confirmed { color: #b03a2e; font-weight: 600; } .status-likely { color: #ca6f1e; }
 .status-ruled_out { color: #7f8c8d; } .evidence { font-size: 13px; }
@@ -604,7 +604,7 @@ def error_rate_svg(series: Sequence[Mapping[str, Any]], bucket_seconds: int | No
         parts.append(f'<line x1="{_PLOT_LEFT}" y1="{y:.1f}" x2="{_PLOT_LEFT + plot_width}" '
                      f'y2="{y:.1f}" stroke="#e5e8e8"/>')
         parts.append(f'<text x="{_PLOT_LEFT - 6}" y="{y + 4:.1f}" font-size="11" '
-                     f'text-anchor="end">{round(peak * fraction)}</text>')
+                     f'text-anchor="end">{_axis_number(peak * fraction)}</text>')
         parts.append(f'<text x="{_PLOT_LEFT + plot_width + 6}" y="{y + 4:.1f}" font-size="11" '
                      f'fill="{RATE_COLOUR}">{int(fraction * 100)}%</text>')
 
@@ -620,7 +620,9 @@ def error_rate_svg(series: Sequence[Mapping[str, Any]], bucket_seconds: int | No
                      f'height="{total_height:.1f}" fill="{REQUESTS_COLOUR}"/>'
                      f'<rect x="{x:.1f}" y="{base - failed_height:.1f}" width="{bar:.1f}" '
                      f'height="{failed_height:.1f}" fill="{FAILED_COLOUR}"/></g>')
-        points.append(f"{x + bar / 2:.1f},{base - point['error_rate'] * plot_height:.1f}")
+        # A bucket without requests has no error rate, so the line skips it.
+        if point["requests"]:
+            points.append(f"{x + bar / 2:.1f},{base - point['error_rate'] * plot_height:.1f}")
     if len(points) > 1:
         parts.append(f'<polyline points="{" ".join(points)}" fill="none" stroke="{RATE_COLOUR}" '
                      'stroke-width="2"/>')
@@ -643,6 +645,10 @@ def error_rate_svg(series: Sequence[Mapping[str, Any]], bucket_seconds: int | No
         f'<text x="{_PLOT_LEFT + 184}" y="{legend_y}" font-size="11">error rate (UTC)</text>')
     parts.append("</svg>")
     return "".join(parts)
+
+
+def _axis_number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else f"{value:.1f}"
 
 
 def _clock_label(start: str, bucket_seconds: int | None) -> str:
