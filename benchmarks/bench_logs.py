@@ -175,7 +175,8 @@ top failing paths, callers and hosts, error-rate series). Times are the best
 of {RUNS} runs for TEXT and of one run for JSON, wall clock, start-up included;
 `mesh-doctor logs` scans on two threads, mawk and jq on one, so the CPU time
 of the same run is given too. The one-minute load average when the run ended
-was {results['load']:.1f}.
+was {results['load']:.1f}{_load_remark(results['load'])}
+
 The 1 GB log spans about {results['span_minutes']} minutes, so the last 15
 minutes are {ideal:.2%} of it; the seek starts two minutes early because
 Envoy logs the start time of a request when it ends.
@@ -215,6 +216,13 @@ line that guarantees this costs nearly 3 s by itself on one core.
     else:
         updated = existing.rstrip("\n") + "\n\n" + section
     DOC.write_text(updated.rstrip("\n") + "\n", encoding="utf-8")
+
+
+def _load_remark(load: float) -> str:
+    if load <= (os.cpu_count() or 1):
+        return "."
+    return (f", above the {os.cpu_count()} CPUs, so other work shared the CPUs during the "
+            "run and the wall-clock times are longer than on an idle machine.")
 
 
 def _missed(rows: list[tuple[str, str, str, str]]) -> str:
