@@ -9,10 +9,10 @@ exactly one reading, the same one that the tolerant parser in
 and counted with an Arrow group-by. Every other line (Envoy's default format,
 JSON in another key order or pretty-printed, escapes, prefixes, malformed
 lines) goes through the tolerant parser itself. The strict patterns accept a
-subset of what the tolerant parser accepts: unquoted fields exclude every
-character that Python's `\\s` matches and the quote, quoted fields exclude
-the quote and every character that `str.splitlines` breaks on, and JSON
-strings exclude backslashes and control characters.
+subset of what the tolerant parser accepts. Unquoted fields exclude the quote
+and every character that Python's `\\s` matches. Quoted fields exclude the
+quote and every character that `str.splitlines` breaks on. JSON strings
+exclude backslashes and control characters.
 
 NOTE: lines are split at `\\n` only, as Envoy writes them, but
 `accesslog.parse` splits a document at every `str.splitlines` boundary
@@ -183,7 +183,7 @@ class KindSpan:
 
 @dataclass
 class Batch:
-    """What one chunk of lines contributed: grouped counts, failures and problems.
+    """The contribution of one chunk of lines: grouped counts, failures and problems.
 
     `kinds` is keyed by (response code, flags, details) of failing entries;
     `paths`, `callers` and `upstream_hosts` count the failing entries by
