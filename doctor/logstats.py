@@ -16,6 +16,7 @@ from __future__ import annotations
 import gzip
 import logging
 import re
+import sys
 from collections import Counter
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -48,6 +49,9 @@ SEEK_SLACK = timedelta(minutes=2)
 _SEEK_GRANULARITY = 64 * 1024
 _PROBE_BYTES = 64 * 1024
 _BINARY_SNIFF_BYTES = 8192
+# A path of "-" reads standard input, as in `kubectl logs POD -c istio-proxy | mesh-doctor logs -`.
+STDIN = "-"
+STDIN_SOURCE = "<stdin>"
 TOP_COUNT = 10
 # Distinct paths, callers or hosts kept exactly before the rarest are dropped.
 TRACKED_VALUES = 5000
@@ -348,8 +352,9 @@ def analyze_files(paths: Sequence[Path], since: timedelta | None = None,
                   start: datetime | None = None, end: datetime | None = None) -> LogSummary:
     """Summarize access-log files; `since` counts back from the newest entry in them.
 
-    A file that cannot be read is reported in the summary's notes and files,
-    never skipped silently.
+    A path of "-" reads standard input. A file that cannot be read is reported
+    in the summary's notes and files, never skipped silently. Raises
+    LogInputError when `since` is given with standard input.
     """
     summary = LogSummary()
     if since is not None:
@@ -373,6 +378,9 @@ def _format_delta(delta: timedelta) -> str:
 
 
 def _analyze_file(path: Path, window: tuple[str | None, str | None], summary: LogSummary) -> None:
+    if str(path) == STDIN:
+        _analyze_stdin(window, summary)
+        return
     try:
         size = path.stat().st_size
         raw = path.open("rb")
@@ -400,17 +408,38 @@ def _analyze_file(path: Path, window: tuple[str | None, str | None], summary: Lo
         handle: BinaryIO = gzip.GzipFile(fileobj=counted) if compressed else counted
         counted.seek(start_offset)
         source = str(path) if start_offset == 0 else f"{path} (from byte {start_offset})"
-        try:
-            _scan_stream(handle, source, end_offset, window, report, summary)
-        except _BinaryFile:
-            report.method = "skipped"
-            report.note = "binary file (NUL bytes in its first 8 KiB), not an access log"
-            summary.notes.append(f"{path}: {report.note}")
-        except (OSError, EOFError, gzip.BadGzipFile) as error:
-            report.note = f"reading stopped: {error}"
-            summary.notes.append(f"{path}: reading stopped after {report.lines} lines: {error}")
+        _read_stream(handle, source, end_offset, window, report, summary)
         report.bytes_read = counted.bytes_read
     summary.files.append(report)
+
+
+def _analyze_stdin(window: tuple[str | None, str | None], summary: LogSummary) -> None:
+    """Read standard input to its end; it cannot seek, so a window is found by filtering."""
+    raw = sys.stdin.buffer
+    counted = _CountingReader(raw)
+    compressed = raw.peek(2)[:2] == b"\x1f\x8b"
+    report = FileReport(STDIN_SOURCE, 0, compressed, "full-read")
+    if window != (None, None):
+        report.note = "standard input cannot seek, so all of it was read"
+        summary.notes.append(f"{STDIN_SOURCE}: {report.note}")
+    handle: BinaryIO = gzip.GzipFile(fileobj=counted) if compressed else counted
+    _read_stream(handle, STDIN_SOURCE, None, window, report, summary)
+    report.bytes_read = report.size = counted.bytes_read
+    summary.files.append(report)
+
+
+def _read_stream(handle: BinaryIO, source: str, end_offset: int | None,
+                 window: tuple[str | None, str | None], report: FileReport,
+                 summary: LogSummary) -> None:
+    try:
+        _scan_stream(handle, source, end_offset, window, report, summary)
+    except _BinaryFile:
+        report.method = "skipped"
+        report.note = "binary file (NUL bytes in its first 8 KiB), not an access log"
+        summary.notes.append(f"{source}: {report.note}")
+    except (OSError, EOFError, gzip.BadGzipFile) as error:
+        report.note = f"reading stopped: {error}"
+        summary.notes.append(f"{source}: reading stopped after {report.lines} lines: {error}")
 
 
 class _BinaryFile(Exception):
@@ -664,6 +693,9 @@ def _newest_second(paths: Iterable[Path], summary: LogSummary) -> str | None:
     """Return the newest start time at the end of the files (gzip files are read whole)."""
     newest: str | None = None
     for path in paths:
+        if str(path) == STDIN:
+            raise LogInputError("--since counts back from the newest entry, which standard "
+                                "input shows only at its end; give --from TIME instead")
         try:
             with Path(path).open("rb") as raw:
                 compressed = raw.read(2) == b"\x1f\x8b"

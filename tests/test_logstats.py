@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import gzip
 import json
+import subprocess
+import sys
 from collections import Counter
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -336,3 +338,29 @@ def test_summary_of_parsed_entries():
     assert {key: (kind.count, kind.first, kind.last) for key, kind in from_facts.kinds.items()} == \
         {key: (kind.count, kind.first, kind.last) for key, kind in from_files.kinds.items()}
     assert from_facts.failing_paths.counts == from_files.failing_paths.counts
+
+
+def _run_cli(arguments: list[str], stdin: bytes) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "doctor", "logs", *arguments], input=stdin,
+                          capture_output=True, timeout=60, check=False)
+
+
+def test_cli_reads_standard_input():
+    source = ROOT / "data" / "recorded" / "envoy-local-replies" / "access-istio-text.log"
+    expected = logstats.analyze_files([source])
+
+    for data in (source.read_bytes(), gzip.compress(source.read_bytes())):
+        completed = _run_cli(["-", "--format", "json"], data)
+
+        assert completed.returncode == ExitCode.OK, completed.stderr
+        output = json.loads(completed.stdout)
+        assert output["entries"] == expected.entries
+        assert output["failures"] == expected.failures
+        assert output["files"][0]["path"] == "<stdin>"
+
+
+def test_cli_since_rejects_standard_input():
+    completed = _run_cli(["-", "--since", "15m"], b"")
+
+    assert completed.returncode == ExitCode.USAGE
+    assert b"--from" in completed.stderr

@@ -25,7 +25,7 @@ _DIMENSIONS = (("Response codes", "response_code"), ("Response flags", "response
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("files", nargs="+", type=Path, metavar="FILE",
-                        help="access-log files, plain or gzip")
+                        help="access-log files, plain or gzip; - reads standard input")
     parser.add_argument("--since", metavar="DURATION",
                         help="only the last DURATION before the newest entry in the files "
                              "(90s, 15m, 2h, 1d)")
@@ -64,7 +64,11 @@ def run(options: argparse.Namespace) -> int:
     import pyarrow
 
     pyarrow.set_memory_pool(pyarrow.system_memory_pool())
-    summary = analyze_files(options.files, since=since, start=start, end=end)
+    try:
+        summary = analyze_files(options.files, since=since, start=start, end=end)
+    except LogInputError as error:
+        print(f"mesh-doctor logs: {error}", file=sys.stderr)
+        return ExitCode.USAGE
     for note in summary.notes:
         print(f"mesh-doctor logs: {note}", file=sys.stderr)
     if options.format == "json":
