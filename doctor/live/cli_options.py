@@ -131,6 +131,26 @@ def _print_plan(options: "LiveOptions", engine: Any) -> int:
     return 0
 
 
+def _failure_summary(observations: list, limit: int = 5) -> list[str]:
+    """Group the probes that did not return ok by status and reason, most frequent first."""
+    groups: dict[tuple[str, str], list[str]] = {}
+    for observation in observations:
+        if observation.status.value == "ok":
+            continue
+        reason = observation.reason.splitlines()[0] if observation.reason else "no reason given"
+        if observation.target:
+            reason = reason.replace(observation.target, "TARGET")
+        groups.setdefault((observation.status.value, reason), []).append(observation.probe_id)
+    ranked = sorted(groups.items(), key=lambda item: -len(item[1]))
+    lines = []
+    for (status, reason), probe_ids in ranked[:limit]:
+        names = ", ".join(sorted(set(probe_ids)))
+        lines.append(f"{len(probe_ids)} probe run(s) {status} ({names}): {reason[:300]}")
+    if len(ranked) > limit:
+        lines.append(f"{len(ranked) - limit} more reasons; --save-bundle keeps every observation with its reason")
+    return lines
+
+
 def live_diagnosis(arguments: argparse.Namespace, engine: Any) -> Any:
     """Run the live collection the arguments describe and diagnose it; return a Diagnosis or an exit code."""
     from doctor.live.collect import Collector, diagnose_live, statuses
@@ -174,6 +194,8 @@ def live_diagnosis(arguments: argparse.Namespace, engine: Any) -> Any:
           file=sys.stderr)
     for note in plan.notes:
         print(f"mesh-doctor: note: {note}", file=sys.stderr)
+    for line in _failure_summary(result.observations):
+        print(f"mesh-doctor: {line}", file=sys.stderr)
 
     if arguments.save_bundle:
         path = result.save_bundle(arguments.save_bundle)

@@ -88,7 +88,7 @@ def api_get(context: ProbeContext, probe_id: str, path: str, target: Target,
     except KubeconfigError as error:
         return observation(ProbeStatus.UNAVAILABLE, "", str(error), None)
 
-    from urllib3.exceptions import HTTPError, ProtocolError, ReadTimeoutError, ConnectTimeoutError
+    from urllib3.exceptions import ConnectTimeoutError, HTTPError, NewConnectionError, ProtocolError, ReadTimeoutError
 
     try:
         method, url, headers, _, _ = client.param_serialize(
@@ -99,6 +99,9 @@ def api_get(context: ProbeContext, probe_id: str, path: str, target: Target,
         code = response.status
         if headers_out is not None:
             headers_out.update({key: value for key, value in response.getheaders().items()})
+    except NewConnectionError as error:
+        # urllib3 derives NewConnectionError from ConnectTimeoutError, but a refused connection is no timeout.
+        return observation(ProbeStatus.FAILED, "", f"cannot reach the API server: {error}", None)
     except (ReadTimeoutError, ConnectTimeoutError, TimeoutError) as error:
         return observation(ProbeStatus.TIMED_OUT, "", f"the API server did not answer within {timeout:g} s: {error}",
                            None)
@@ -270,8 +273,11 @@ def _istio_lister(plural: str, group: str):
     def list_resources(context: ProbeContext, target: Target) -> Observation:
         version, discovery = preferred_version(context, group)
         if version is None:
-            reason = (f"the cluster does not serve {group} ({discovery.reason or discovery.status.value}); "
-                      "is Istio installed, and may this user read its resources?")
+            if discovery.exit_status == 404:
+                reason = f"the cluster does not serve {group}; is Istio installed?"
+            else:
+                reason = (f"cannot read which versions of {group} the cluster serves: "
+                          f"{discovery.reason or discovery.status.value}")
             status = discovery.status if discovery.status is not ProbeStatus.OK else ProbeStatus.FAILED
             return Observation(probe_id=probe_id, argv=discovery.argv, started_at=discovery.started_at,
                                duration_s=discovery.duration_s, exit_status=discovery.exit_status,

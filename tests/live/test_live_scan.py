@@ -365,3 +365,26 @@ def test_from_accepts_kubectl_type_prefix(replay, engine):
 
     targets = {observation.target for observation in by_probe(result, "kubectl.proxy-logs")}
     assert targets == {f"{NAMESPACE}/{FRONTEND_POD}"}
+
+
+def test_unreachable_api_server_fails_fast(engine, tmp_path):
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(json.dumps({
+        "apiVersion": "v1", "kind": "Config", "current-context": "gone",
+        "clusters": [{"name": "gone", "cluster": {"server": f"https://127.0.0.1:{port}"}}],
+        "contexts": [{"name": "gone", "context": {"cluster": "gone", "user": "u", "namespace": NAMESPACE}}],
+        "users": [{"name": "u", "user": {"token": "t"}}]}))
+
+    completed = subprocess.run(
+        [sys.executable, "-m", "doctor", "scan", "--live", "--kubeconfig", str(kubeconfig), "--symptom", "503"],
+        capture_output=True, text=True, timeout=120, cwd=REPO, check=False)
+
+    assert completed.returncode == 6, completed.stderr  # NO_INPUT: nothing could be read
+    assert "probe run(s) failed (kube.endpoints, kube.events, kube.namespaces, kube.pods, kube.services): " \
+           "cannot reach the API server" in completed.stderr
+    assert "timed_out" not in completed.stderr
