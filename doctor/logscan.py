@@ -1,18 +1,18 @@
-"""Fast scanning of Envoy access-log text into grouped counts and failing rows.
+"""Fast scanning of Envoy access-log text into grouped counts and failure counts.
 
 A chunk of complete lines is split into an Arrow array, and RE2 (through
-pyarrow.compute) checks every line against two strict patterns: Istio's TEXT
-format and the compact, key-sorted JSON object that Envoy's typed
-`json_format` writes for Istio's JSON format. A line that fits one of them has
-exactly one reading, the same one that the tolerant parser in
-`doctor.parsers.accesslog` gives it, so its fields are cut out column-wise
-and counted with an Arrow group-by. Every other line (Envoy's default format,
-JSON in another key order or pretty-printed, escapes, prefixes, malformed
-lines) goes through the tolerant parser itself. The strict patterns accept a
-subset of what the tolerant parser accepts. Unquoted fields exclude the quote
-and every character that Python's `\\s` matches. Quoted fields exclude the
-quote and every character that `str.splitlines` breaks on. JSON strings
-exclude backslashes and control characters.
+pyarrow.compute) checks every line against three strict patterns: Istio's
+TEXT format, Envoy's default format, and the compact, key-sorted JSON object
+that Envoy's typed `json_format` writes for Istio's JSON format. A line that
+fits one of them has exactly one reading, the same one that the tolerant
+parser in `doctor.parsers.accesslog` gives it, so its fields are cut out
+column-wise and counted with Arrow group-bys. Every other line (JSON in
+another key order or pretty-printed, escapes, prefixes, malformed lines)
+goes through the tolerant parser itself. The strict patterns accept a subset
+of what the tolerant parser accepts. Unquoted fields exclude the quote and
+every character that Python's `\\s` matches. Quoted fields exclude the quote
+and every character that `str.splitlines` breaks on. JSON strings exclude
+backslashes and control characters.
 
 NOTE: lines are split at `\\n` only, as Envoy writes them, but
 `accesslog.parse` splits a document at every `str.splitlines` boundary
@@ -54,6 +54,12 @@ TEXT_PATTERN = (
     rf'^\[{_TIME}\] "{_TOKEN} {_TOKEN} {_TOKEN}" [0-9]+ {_TOKEN} {_TOKEN} {_TOKEN} {_QUOTED} '
     rf"{_TOKEN} {_TOKEN} {_TOKEN} {_TOKEN} {_QUOTED} {_QUOTED} {_QUOTED} {_QUOTED_TOKEN} "
     rf"{_QUOTED_TOKEN} {_TOKEN} {_TOKEN} {_TOKEN} {_TOKEN} {_TOKEN} {_TOKEN}$"
+)
+
+# Envoy's default format (no Istio fields), field by field.
+ENVOY_PATTERN = (
+    rf'^\[{_TIME}\] "{_TOKEN} {_TOKEN} {_TOKEN}" [0-9]+ {_TOKEN} {_TOKEN} {_TOKEN} {_TOKEN} '
+    rf"{_TOKEN} {_QUOTED} {_QUOTED} {_QUOTED} {_QUOTED_TOKEN} {_QUOTED_TOKEN}$"
 )
 
 _JSON_STRING = r'"[^"\\\x00-\x1f]*"'
@@ -264,8 +270,8 @@ def _scan_array(source: str, first_line: int, array: pa.Array, lines: Sequence[s
                 batch: Batch) -> tuple[Batch, int]:
     count = len(array)
     batch.line_count = count
-    text_ok, json_ok = _classify(array)
-    fast = pc.or_(text_ok, json_ok)
+    masks = _classify(array)
+    fast = pc.or_(pc.or_(masks["text"], masks["json"]), masks["envoy"])
     slow_indices = pc.indices_nonzero(pc.invert(fast)).to_pylist()
 
     consumed = count
@@ -284,33 +290,39 @@ def _scan_array(source: str, first_line: int, array: pa.Array, lines: Sequence[s
                 positions = _row_numbers(count)
                 inside = pc.and_(pc.greater_equal(positions, start), pc.less(positions, end))
                 keep = pc.and_(keep, pc.invert(inside))
-            text_ok = pc.and_(text_ok, keep)
-            json_ok = pc.and_(json_ok, keep)
+            masks = {name: pc.and_(mask, keep) for name, mask in masks.items()}
 
-    if pc.any(text_ok).as_py():
-        _count_fast(source, first_line, array, text_ok, _text_columns, _text_value, window, batch)
-    if pc.any(json_ok).as_py():
-        _count_fast(source, first_line, array, json_ok, _json_columns, _json_value, window, batch)
+    for name, mask in masks.items():
+        if pc.any(mask).as_py():
+            columns_of, value_of = _READERS[name]
+            _count_fast(source, first_line, array, mask, columns_of, value_of, window, batch)
     return batch, consumed
 
 
-def _classify(array: pa.Array) -> tuple[pa.Array, pa.Array]:
-    """Return which lines fit the TEXT pattern and which fit the JSON pattern.
+def _classify(array: pa.Array) -> dict[str, pa.Array]:
+    """Return, per strict format, which lines fit it.
 
-    The pattern that fits the first line is tried first, and the other one only
-    on the lines it rejected, because a log file rarely mixes the two.
+    The format that fits the first line is tried first, and the others only on
+    the lines no earlier format took, because a log file rarely mixes formats.
     """
-    count = len(array)
-    none = pa.array([False] * count, pa.bool_())
     first = array[0].as_py() or ""
-    order = (JSON_PATTERN, TEXT_PATTERN) if first.startswith("{") else (TEXT_PATTERN, JSON_PATTERN)
-    primary = pc.match_substring_regex(array, order[0])
-    secondary = none
-    if not pc.all(primary).as_py():
-        secondary = pc.and_(pc.invert(primary), pc.match_substring_regex(array, order[1]))
-    if order[0] is TEXT_PATTERN:
-        return primary, secondary
-    return secondary, primary
+    leading = "json" if first.startswith("{") else "text"
+    order = sorted(_PATTERNS, key=lambda name: name != leading)
+    none = pa.array([False] * len(array), pa.bool_())
+    masks: dict[str, pa.Array] = {}
+    remaining: pa.Array | None = None
+    for name in order:
+        if remaining is not None and not pc.any(remaining).as_py():
+            masks[name] = none
+            continue
+        matched = pc.match_substring_regex(array, _PATTERNS[name])
+        if remaining is not None:
+            matched = pc.and_(matched, remaining)
+            remaining = pc.and_(remaining, pc.invert(matched))
+        else:
+            remaining = pc.invert(matched)
+        masks[name] = matched
+    return masks
 
 
 class _Lines:
@@ -354,6 +366,29 @@ def _text_columns(rows: pa.Array) -> tuple[dict[str, pa.Array], Callable]:
         return {"path": pc.list_element(picked_head, 2),
                 "host": pc.utf8_slice_codeunits(pc.list_element(picked_tail, 2), 1, -1),
                 "remote": pc.list_element(picked_tail, 6)}
+
+    return columns, details
+
+
+def _envoy_columns(rows: pa.Array) -> tuple[dict[str, pa.Array], Callable]:
+    """Cut the key columns out of lines in Envoy's default format, like `_text_columns`."""
+    # `[time] "METHOD PATH PROTOCOL" CODE FLAGS RECEIVED rest...`
+    head = pc.split_pattern(rows, " ", max_splits=7)
+    # `...rest "AUTHORITY" "HOST"`
+    tail = pc.split_pattern(rows, " ", max_splits=2, reverse=True)
+    absent = pa.nulls(len(rows), rows.type)
+    columns = {
+        "second": pc.utf8_slice_codeunits(rows, 1, 20),
+        "code": pc.list_element(head, 4), "flags": pc.list_element(head, 5),
+        "details": absent,
+        "authority": pc.utf8_slice_codeunits(pc.list_element(tail, 1), 1, -1),
+        "cluster": absent, "route": absent,
+    }
+
+    def details(indices: pa.Array) -> dict[str, pa.Array]:
+        return {"path": pc.list_element(pc.take(head, indices), 2),
+                "host": pc.utf8_slice_codeunits(pc.list_element(pc.take(tail, indices), 2), 1, -1),
+                "remote": pa.nulls(len(indices), rows.type)}
 
     return columns, details
 
@@ -533,6 +568,11 @@ def _json_value(token: str | None) -> str | None:
     return str(int(token))
 
 
+_PATTERNS = {"text": TEXT_PATTERN, "json": JSON_PATTERN, "envoy": ENVOY_PATTERN}
+_READERS = {"text": (_text_columns, _text_value), "json": (_json_columns, _json_value),
+            "envoy": (_envoy_columns, _text_value)}
+
+
 def _scan_slow(source: str, first_line: int, lines: Sequence[str], count: int,
                indices: list[int], final: bool, window: tuple[str | None, str | None],
                batch: Batch) -> tuple[int, list[tuple[int, int]]]:
@@ -615,16 +655,14 @@ def iter_rows(batch_lines: Sequence[str], source: str = "<lines>") -> Iterator[R
     Used to compare the fast path with the tolerant parser line by line.
     """
     array = pa.array(list(batch_lines), pa.string())
-    text_mask, json_mask = _classify(array)
-    text_ok = text_mask.to_pylist()
-    json_ok = json_mask.to_pylist()
+    masks = {name: mask.to_pylist() for name, mask in _classify(array).items()}
     for index, line in enumerate(batch_lines):
-        if not (text_ok[index] or json_ok[index]):
+        fitting = [name for name, mask in masks.items() if mask[index]]
+        if not fitting:
             yield None
             continue
         single = pa.array([line], pa.string())
-        columns_of, value_of = ((_text_columns, _text_value) if text_ok[index]
-                                else (_json_columns, _json_value))
+        columns_of, value_of = _READERS[fitting[0]]
         columns, details_of = columns_of(single)
         columns.update(details_of(pa.array([0], pa.int64())))
         raw = {name: column[0].as_py() for name, column in columns.items()}
