@@ -20,7 +20,7 @@ import concurrent.futures
 import logging
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable, Sequence
@@ -148,8 +148,6 @@ class Collector:
             # `auth can-i` prints yes, or no (with " - REASON" when the authorizer gave one) and exits 1:
             # both are answers, not failures.
             if _can_i_word(answer.output) in ("yes", "no"):
-                from dataclasses import replace
-
                 answer = replace(answer, status=ProbeStatus.OK)
             return answer
 
@@ -190,12 +188,20 @@ class Collector:
                                 "admin API cannot be read; its previous log shows why it stopped")
         namespace = "" if task.spec.scope == "cluster" else task.target.namespace
         for permission in task.spec.permissions:
-            if (permission, namespace) in denied:
-                question = " ".join(["kubectl auth can-i", *permission.can_i_arguments()])
-                question += f" -n {namespace}" if namespace else ""
-                return _observation(task, ProbeStatus.FORBIDDEN,
-                                    f"RBAC denies it: `{question}` answered no; ask for the permission "
-                                    f"to {permission}")
+            keys = [(permission, namespace)]
+            if self.context.options.all_namespaces:
+                # With -A the preflight asked once for all namespaces, under the empty namespace.
+                keys.append((permission, ""))
+            denied_key = next((key for key in keys if key in denied), None)
+            if denied_key is None:
+                continue
+            question = " ".join(["kubectl auth can-i", *permission.can_i_arguments()])
+            if denied_key[1]:
+                question += f" -n {denied_key[1]}"
+            elif self.context.options.all_namespaces and task.spec.scope != "cluster":
+                question += " -A"
+            return _observation(task, ProbeStatus.FORBIDDEN,
+                                f"RBAC denies it: `{question}` answered no; ask for the permission to {permission}")
         return None
 
     def _map(self, function: Callable, items: Sequence, *, wave: str,

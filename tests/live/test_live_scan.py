@@ -388,3 +388,13 @@ def test_unreachable_api_server_fails_fast(engine, tmp_path):
     assert "probe run(s) failed (kube.endpoints, kube.events, kube.namespaces, kube.pods, kube.services): " \
            "cannot reach the API server" in completed.stderr
     assert "timed_out" not in completed.stderr
+
+
+def test_all_namespaces_denial_blocks_pod_probes(replay, engine):
+    server = replay(deny=[Denial("pods", "exec")])
+
+    result = collect(server, engine, namespaces=(), all_namespaces=True, symptom="503")
+
+    [stats] = [o for o in by_probe(result, "kubectl.admin-stats") if o.target == f"{NAMESPACE}/{FRONTEND_POD}"]
+    assert stats.status is ProbeStatus.FORBIDDEN
+    assert "`kubectl auth can-i create pods --subresource=exec -A` answered no" in stats.reason
