@@ -11,7 +11,7 @@ The capture is bounded three ways: `timeout SECONDS`, `-c PACKETS` and
 `-s SNAPLEN` bytes per packet. The log read back is limited to
 PACKETS × (SNAPLEN + 200) bytes of text. Ephemeral containers cannot be
 removed from a pod, so clean-up means the container has terminated: the
-probe waits for that and says in its reason whether it saw it.
+probe waits for that and states in its reason whether it saw it.
 """
 
 from __future__ import annotations

@@ -145,8 +145,8 @@ class Collector:
                 argv.append("-A")
             answer = runner.run(argv, probe_id=PREFLIGHT_PROBE_ID, target=namespace or "cluster",
                                 timeout=self.context.options.probe_timeout_s)
-            # `auth can-i` prints yes, or no (with " - REASON" when the authorizer gave one) and exits 1:
-            # both are answers, not failures.
+            # `auth can-i` prints yes, or prints no (with " - REASON" when the authorizer gave one)
+            # and exits 1. Both are results, not failures.
             if _can_i_word(answer.output) in ("yes", "no"):
                 answer = replace(answer, status=ProbeStatus.OK)
             return answer
@@ -258,8 +258,8 @@ class Collector:
                         done_count += 1
                         self._report(done_count, len(items), wave, results[index])
         finally:
-            # NOTE: an abandoned probe thread keeps running, and Python joins pool threads at exit;
-            # the runner's and the API client's own timeouts are what end it.
+            # NOTE: an abandoned probe thread keeps running, and Python joins pool threads at exit.
+            # The runner's and the API client's own timeouts are what end it.
             pool.shutdown(wait=False, cancel_futures=True)
         return [result for result in results if result is not None]
 

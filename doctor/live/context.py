@@ -1,4 +1,4 @@
-"""What every live probe run shares: the engineer's options, the command runner and the API client.
+"""The state every live probe run shares: the engineer's options, the command runner and the API client.
 
 `LiveOptions` follows kubectl's conventions. The kubeconfig comes from
 `--kubeconfig`, else `KUBECONFIG`, else ~/.kube/config. `--context` picks a

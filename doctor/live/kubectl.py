@@ -1,8 +1,8 @@
 """Probes that run kubectl: the sidecar's logs and GET requests to its Envoy admin API.
 
 The admin API is read with `kubectl exec POD -c istio-proxy -- pilot-agent
-request GET PATH`, which the runner classifies as read-only only for GET
-requests to read endpoints; any other exec is rejected before it runs.
+request GET PATH`. The runner classifies it as read-only only for GET
+requests to read endpoints, and rejects any other exec before it runs.
 Pod names and namespaces come from cluster data and reach kubectl as single
 argv elements, never through a shell.
 """
