@@ -350,6 +350,8 @@ class MeshDoctorApp(App[None]):
         self.push_screen(ErrorDialog(message.title, message.message))
 
     def action_export(self) -> None:
+        if isinstance(self.screen, ExportScreen):
+            return
         if self.diagnosis is None:
             self.notify("The scan is still running; export once the findings appear.",
                         severity="warning")

@@ -9,14 +9,17 @@ from pathlib import Path
 from textual.command import CommandPalette
 from textual.widgets import DataTable, Static
 
+from doctor.session import KubeContext
 from doctor.summary import summary_from_scan
 from doctor.summary_render import render as render_summary
+from doctor.tui.app import SessionOptions, build_app
 from doctor.tui.formatting import report_file_name
 from doctor.tui.screens.dialogs import ErrorDialog, HelpScreen
 from doctor.tui.screens.evidence import EvidenceScreen
 from doctor.tui.screens.export import ExportScreen
 from doctor.tui.screens.finding import FindingScreen
 from doctor.tui.screens.lists import CoverageScreen, ProblemsScreen
+from doctor.tui.screens.session import SessionScreen
 from doctor.tui.screens.triage import TriageScreen
 from doctor.tui.sources import read_source_lines
 from doctor.tui.widgets import FilterInput, SourceView
@@ -431,3 +434,31 @@ async def test_jump_into_bundle_tarball(app_factory, tmp_path):
         assert view.target_number == cited.line
         member = REPOSITORY / "examples" / cited.source.split(":", 1)[1]
         assert view.line_count == len(member.read_text(encoding="utf-8").splitlines())
+
+
+@run_pilot
+async def test_export_in_session_summarises_journal(tmp_path, monkeypatch):
+    monkeypatch.chdir(REPOSITORY)
+    options = SessionOptions(journal_root=tmp_path / "sessions", new_id=lambda: "pilot-session",
+                             read_context=lambda: KubeContext("lab", "lab", "default"))
+    app = build_app([Path("examples/503-upstream-down")], export_dir=tmp_path,
+                    clock=lambda: FIXED_NOW, sessions=options)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for_scan(pilot)
+        await pilot.press("enter", "g")
+        await settle(pilot)
+        assert isinstance(app.screen, SessionScreen)
+
+        await pilot.press("e")
+        await settle(pilot)
+        assert isinstance(app.screen, ExportScreen)
+        await pilot.press("e")
+        await settle(pilot)
+
+        assert isinstance(app.screen, ExportScreen)
+        assert app.screen.data["source"]["kind"] == "session"
+        assert app.screen.data["source"]["session_id"] == "pilot-session"
+        assert app.screen.data["header"]["kube_context"] == "lab"
+        await pilot.press("escape")
+        await settle(pilot)
+        assert isinstance(app.screen, SessionScreen)
