@@ -6,8 +6,8 @@ writes the Ready condition's `lastHeartbeatTime` with the node's clock).
 A heartbeat later than the API server's time proves that the node's clock
 runs ahead by at least the difference. A heartbeat that is old proves
 nothing on its own, because with node leases the kubelet rewrites its
-status only every `nodeStatusReportFrequency` (5 minutes by default) when
-nothing changed, so the output says how sure each line is.
+status only every `nodeStatusReportFrequency` (an estimated 5 minutes by
+default) when nothing changed. So each output line states how sure it is.
 """
 
 from __future__ import annotations

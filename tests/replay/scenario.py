@@ -2,9 +2,9 @@
 
 Pods and events are the real kubectl outputs in tests/data/recorded/oom-incident.
 Checkout's istio-proxy runs as a native sidecar with a 64Mi limit and was
-OOMKilled, and frontend calls checkout. The frontend sidecar's log is that run's real
-Envoy access log with the 503 UF burst. The answers to `pilot-agent request
-GET stats|clusters|certs|config_dump` in frontend's istio-proxy, and the
+OOMKilled, and frontend calls checkout. The frontend sidecar's log is that
+run's real Envoy access log with the 503 UF burst. The outputs of `pilot-agent
+request GET stats|clusters|certs|config_dump` in frontend's istio-proxy, and the
 packet capture a debug container leaves in its log, are real Envoy and
 tcpdump outputs of the same scenario in tests/data/recorded/oom-incident-live.
 
