@@ -38,10 +38,11 @@ from typing import Any
 logger = logging.getLogger(__name__)
 
 MASK = "<masked>"
-# OpenID Connect standard claims and Azure AD claims that name a person.
+# OpenID Connect standard claims and Azure AD claims that identify a person.
 PERSONAL_CLAIMS = frozenset({
     "email", "name", "given_name", "family_name", "middle_name", "nickname",
-    "preferred_username", "phone_number", "address", "birthdate", "upn", "unique_name",
+    "preferred_username", "phone_number", "address", "birthdate", "picture",
+    "upn", "unique_name",
 })
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$")
 SIGNATURE_MASK = "<signature masked>"

@@ -30,7 +30,6 @@ import jwt as pyjwt
 from doctor.model import Document, ParseProblem, ParseResult
 from doctor.parsers.structured import LineDict, key_line, load_documents, node_line
 from doctor.redact import (
-    MASK,
     SIGNATURE_MASK,
     looks_like_jwt_header,
     mask_personal_claim_values,
@@ -42,12 +41,6 @@ logger = logging.getLogger(__name__)
 KIND = "jwt"
 KIND_JWKS = "jwks"
 
-# Claims that identify a person. Their values are masked in facts.
-PERSONAL_CLAIMS = frozenset({
-    "email", "name", "given_name", "family_name", "middle_name", "nickname",
-    "preferred_username", "phone_number", "address", "birthdate", "picture",
-    "upn", "unique_name",
-})
 REGISTERED_TIME_CLAIMS = ("exp", "nbf", "iat")
 
 # A compact JWS, also in the masked form this project writes.
@@ -290,7 +283,7 @@ def _token_fact(source: str, line: int, text: str, header: dict[str, Any],
 
 def mask_personal_claims(claims: dict[str, Any]) -> dict[str, Any]:
     """Return a copy of `claims` with the values of personal claims masked."""
-    return {name: (MASK if name in PERSONAL_CLAIMS else value) for name, value in claims.items()}
+    return mask_personal_claim_values(claims)
 
 
 def _from_epoch(value: float) -> datetime | None:
