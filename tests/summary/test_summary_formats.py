@@ -182,3 +182,20 @@ def test_scan_without_access_log_not_measured(tmp_path):
     assert "access log" in data["impact"]["reason"]
     validate(json.loads(render(data, "json")))
     assert "Not measured" in render(data, "md")
+
+
+@pytest.mark.parametrize("example", EXAMPLES)
+def test_series_totals_match_logstats(example):
+    from doctor.logstats import summarize_entries
+    from doctor.parsers.accesslog import AccessLogEntry
+    from doctor.readers import read_paths
+    from doctor.scan import load_engine
+    from doctor.summary_impact import error_rate_series
+
+    read = read_paths([Path("examples") / example], load_engine().rulebook.signatures)
+    entries = list(read.facts.of(AccessLogEntry))
+    series, _ = error_rate_series(entries)
+    per_minute = summarize_entries(entries).error_rate()
+
+    assert sum(point["requests"] for point in series) == sum(total for _, total, _ in per_minute)
+    assert sum(point["failed"] for point in series) == sum(failed for _, _, failed in per_minute)
