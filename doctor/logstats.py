@@ -47,6 +47,8 @@ CHUNK_BYTES = 4 * 1024 * 1024
 SEEK_SLACK = timedelta(minutes=2)
 # Below this many bytes between the binary-search bounds the file is read.
 _SEEK_GRANULARITY = 64 * 1024
+# Files up to this size are read whole: seeking would not read fewer bytes.
+SMALL_FILE_BYTES = 1024 * 1024
 _PROBE_BYTES = 64 * 1024
 _BINARY_SNIFF_BYTES = 8192
 # A path of "-" reads standard input, as in `kubectl logs POD -c istio-proxy | mesh-doctor logs -`.
@@ -398,6 +400,8 @@ def _analyze_file(path: Path, window: tuple[str | None, str | None], summary: Lo
         if window != (None, None):
             if compressed:
                 report.note = "gzip cannot seek, so the whole file was read"
+            elif size <= SMALL_FILE_BYTES:
+                pass  # the probes of a binary search would read more than the file itself
             else:
                 start_offset, end_offset, report.note = _seek_window(counted, size, window)
                 report.method = "binary-search" if report.note is None else "full-read"
