@@ -15,6 +15,7 @@ from doctor.redact import redact_text, redact_values
 
 MAX_FINDINGS_IN_TEXT = 8
 MAX_EVIDENCE_IN_TEXT = 6
+MAX_NOT_CHECKED_IN_TEXT = 5
 ACTIVE = (CauseStatus.CONFIRMED, CauseStatus.LIKELY, CauseStatus.POSSIBLE)
 
 
@@ -85,6 +86,15 @@ def render_text(diagnosis: Diagnosis) -> str:
     """Render a plain-text report for terminals and logs."""
     lines: list[str] = []
     lines += _unknowns_banner(diagnosis, markdown=False)
+    not_checked = diagnosis.coverage.not_checked
+    for item in not_checked[:MAX_NOT_CHECKED_IN_TEXT]:
+        cause = f"{item.cause_id}: " if item.cause_id else ""
+        lines.append(f"  {cause}{item.check_id}: {_shorten(item.reason, 200)}")
+    if len(not_checked) > MAX_NOT_CHECKED_IN_TEXT:
+        lines.append(f"  … and {len(not_checked) - MAX_NOT_CHECKED_IN_TEXT} more "
+                     "(see --format md or json)")
+    if not_checked:
+        lines.append("")
 
     if diagnosis.symptoms:
         lines.append("Symptoms:")
@@ -127,7 +137,7 @@ def _unknowns_banner(diagnosis: Diagnosis, *, markdown: bool) -> list[str]:
     causes = sorted({item.cause_id for item in not_checked if item.cause_id})
     text = (f"{len(not_checked)} check(s) could not run, so {len(causes)} cause(s) could not "
             "be fully judged; a cause marked unknown is not healthy.")
-    return [f"> **Warning:** {text}", ""] if markdown else [f"WARNING: {text}", ""]
+    return [f"> **Warning:** {text}", ""] if markdown else [f"WARNING: {text}"]
 
 
 def _problems_markdown(diagnosis: Diagnosis) -> list[str]:
