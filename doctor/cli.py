@@ -111,8 +111,10 @@ def _main(argv: Sequence[str] | None) -> int:
 
     parser = build_parser()
     options = parser.parse_args(arguments)
-    logging.basicConfig(level=logging.DEBUG if options.verbose else logging.WARNING,
-                        stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+    level = logging.DEBUG if options.verbose else logging.WARNING
+    logging.basicConfig(level=level, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+    # sh's DEBUG records carry raw argv (secrets included), so it never logs below INFO.
+    logging.getLogger("sh").setLevel(max(logging.INFO, level))
 
     if options.command is None:
         parser.print_help(sys.stderr)

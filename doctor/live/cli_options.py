@@ -172,9 +172,6 @@ def live_diagnosis(arguments: argparse.Namespace, engine: Any) -> Any:
     options = options_from_arguments(arguments)
     if arguments.plan:
         return _print_plan(options, engine)
-    # The runner lets sh log its INFO lines; keep them out of stderr unless -v asked for detail.
-    sh_logger = logging.getLogger("sh")
-    sh_logger.setLevel(max(sh_logger.level, logging.getLogger().getEffectiveLevel()))
     interactive = sys.stdin.isatty() and sys.stderr.isatty()
     context = ProbeContext.build(options, confirm_capture=_ask_on_terminal if interactive else None)
     collector = Collector(context, default_probes(), engine.rulebook)
