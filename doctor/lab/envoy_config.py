@@ -549,6 +549,11 @@ def server_sidecar(
     return {
         "node": _node(pod, service.namespace, service.name),
         "admin": _admin(),
+        # Istio's sidecar bootstrap ends its runtime with an admin layer, so
+        # `/runtime_modify` can change a runtime key (such as a filter's
+        # enforcement percentage) on a running proxy.
+        "layered_runtime": {"layers": [{"name": "static", "static_layer": {}},
+                                       {"name": "admin", "admin_layer": {}}]},
         "static_resources": {
             "secrets": _secrets(cert_pem, key_pem, root_pem),
             "listeners": [listener],

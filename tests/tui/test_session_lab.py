@@ -8,8 +8,8 @@ the change in the dialog, which puts the limit in shadow mode through the
 server sidecar's runtime, and the verify step sends a real request that
 must now pass.
 
-The server sidecar gets a runtime admin layer, as Istio's sidecar bootstrap
-has, because `/runtime_modify` answers "No admin layer specified" without it.
+The lab's server sidecar has a runtime admin layer, as Istio's sidecar
+bootstrap has; without it `/runtime_modify` answers "No admin layer specified".
 """
 
 from __future__ import annotations
@@ -38,14 +38,7 @@ def rate_limited_lab(tmp_path):
     from doctor.lab import faults
     from doctor.lab.mesh import MeshLab
 
-    class RuntimeLab(MeshLab):
-        def _server_bootstrap(self, app_port: int) -> dict:
-            bootstrap = super()._server_bootstrap(app_port)
-            bootstrap["layered_runtime"] = {"layers": [{"name": "static", "static_layer": {}},
-                                                       {"name": "admin", "admin_layer": {}}]}
-            return bootstrap
-
-    lab = RuntimeLab(tmp_path / "work")
+    lab = MeshLab(tmp_path / "work")
     lab.start()
     try:
         fault = faults.fault_named("rate-limit")
