@@ -13,7 +13,7 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
 from textual import work
 from textual.app import App, SystemCommand
@@ -23,6 +23,7 @@ from textual.screen import Screen
 from doctor.diagnosis import Diagnosis, Finding
 from doctor.facts import FactSet
 from doctor.journal import Journal, new_session_id
+from doctor.lab.sessions import playbooks_for
 from doctor.playbooks import Playbook, load_playbooks
 from doctor.rules import RuleLoadError
 from doctor.tui import formatting
@@ -38,6 +39,9 @@ from doctor.tui.screens.export import ExportScreen
 from doctor.tui.screens.session import SessionScreen
 from doctor.tui.screens.symptom import SymptomForm, SymptomRequest
 from doctor.tui.screens.triage import TriageScreen
+
+if TYPE_CHECKING:
+    from doctor.logstats import LogSummary
 
 logger = logging.getLogger(__name__)
 
@@ -151,12 +155,23 @@ def _local_now() -> datetime:
     return datetime.now().astimezone()
 
 
-def _scan_with_shipped_rules(paths: list[Path], now: datetime) -> Diagnosis:
+def _scan_with_shipped_rules(paths: list[Path], now: datetime) -> tuple[Diagnosis, FactSet]:
     # Imported here so the first screen shows before the engine, the rules and
     # every parser have loaded.
-    from doctor.scan import scan_paths
+    from doctor.scan import scan_paths_with_facts
 
-    return scan_paths(paths, now=now)
+    return scan_paths_with_facts(paths, now=now)
+
+
+def access_log_summary(facts: FactSet) -> LogSummary | None:
+    """Summarize the access-log entries among `facts` per minute, or None when there are none."""
+    from doctor.logstats import summarize_entries
+    from doctor.parsers.accesslog import AccessLogEntry
+
+    entries = facts.of(AccessLogEntry)
+    if not entries:
+        return None
+    return summarize_entries(entries)
 
 
 class MeshDoctorApp(App[None]):
@@ -214,7 +229,8 @@ class MeshDoctorApp(App[None]):
     def _scan(self, paths: list[Path], now: datetime) -> None:
         named = ", ".join(str(path) for path in paths)
         try:
-            diagnosis = _scan_with_shipped_rules(paths, now)
+            diagnosis, facts = _scan_with_shipped_rules(paths, now)
+            log_summary = access_log_summary(facts)
         except RuleLoadError as error:
             logger.error("the rule files are invalid: %s", error)
             self.post_message(WorkFailed("The rule files are invalid", str(error)))
@@ -227,17 +243,18 @@ class MeshDoctorApp(App[None]):
         playbooks: dict[str, Playbook] = {}
         playbook_error = None
         try:
-            playbooks = load_playbooks(self.session_options.playbooks_dir)
+            playbooks = playbooks_for(paths, self.session_options.playbooks_dir)
         except (RuleLoadError, OSError) as error:
             logger.warning("playbooks could not be loaded: %s", error)
             playbook_error = str(error)
-        self.post_message(ScanCompleted(diagnosis, playbooks, playbook_error))
+        self.post_message(ScanCompleted(diagnosis, playbooks, playbook_error, log_summary))
 
     def on_scan_completed(self, message: ScanCompleted) -> None:
         self.diagnosis = message.diagnosis
         self.playbooks = message.playbooks
         self.playbook_error = message.playbook_error
-        self.triage.show_diagnosis(message.diagnosis, message.playbooks, message.playbook_error)
+        self.triage.show_diagnosis(message.diagnosis, message.playbooks, message.playbook_error,
+                                   log_summary=message.log_summary)
         if message.playbook_error:
             self.notify("Playbooks could not be loaded; findings show their remediation text only.",
                         title="Playbooks", severity="warning")
@@ -281,7 +298,7 @@ class MeshDoctorApp(App[None]):
             playbooks = load_playbooks(self.session_options.playbooks_dir)
         except (RuleLoadError, OSError) as error:
             playbook_error = str(error)
-        self.post_message(ScanCompleted(diagnosis, playbooks, playbook_error))
+        self.post_message(ScanCompleted(diagnosis, playbooks, playbook_error, access_log_summary(facts)))
 
     def on_symptom_rejected(self, message: SymptomRejected) -> None:
         self.action_symptom_form(message.reason)
@@ -327,7 +344,7 @@ class MeshDoctorApp(App[None]):
         options = self.session_options
         journal = Journal.for_session(session_id, options.journal_root)
         try:
-            playbooks = load_playbooks(options.playbooks_dir)
+            playbooks = playbooks_for(self.paths, options.playbooks_dir)
             session = Session.resume(journal, playbooks, read_only=True if self.read_only else None,
                                      context=options.read_context(),
                                      production_contexts=options.production_contexts,

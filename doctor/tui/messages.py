@@ -9,12 +9,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from textual.message import Message
 
 from doctor.diagnosis import Diagnosis
 from doctor.playbooks import Playbook
 from doctor.session import Session
+
+if TYPE_CHECKING:
+    from doctor.logstats import LogSummary
 
 
 @dataclass
@@ -23,12 +27,15 @@ class ScanCompleted(Message):
 
     `playbooks` maps playbook ids to the loaded playbooks. When the playbook
     files could not be loaded, it is empty and `playbook_error` gives the
-    reason. The diagnosis is shown either way.
+    reason. The diagnosis is shown either way. `log_summary` holds the
+    per-minute series of the access-log entries the scan read, or None when
+    it read none.
     """
 
     diagnosis: Diagnosis
     playbooks: dict[str, Playbook] = field(default_factory=dict)
     playbook_error: str | None = None
+    log_summary: LogSummary | None = None
 
 
 @dataclass

@@ -98,12 +98,13 @@ class ErrorRateChart(VerticalScroll, can_focus=True):
             yield Label(self._row_label(row), id=f"chart-label-{index}")
             yield Sparkline(self._shown(row), summary_function=max, id=f"chart-line-{index}")
 
-    def show_summary(self, summary: LogSummary) -> None:
+    async def show_summary(self, summary: LogSummary) -> None:
         """Replace the series with those of `summary` and show the whole of it."""
         self._minutes, self._rows = chart_series(summary)
         self._start, self._end = 0, len(self._minutes)
-        self.remove_children()
-        self.mount_all(list(self.compose()))
+        # The old rows must be gone before rows with the same ids mount.
+        await self.remove_children()
+        await self.mount_all(list(self.compose()))
 
     def action_narrow_start(self) -> None:
         self._move(start=self._start + self._step())

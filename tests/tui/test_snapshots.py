@@ -39,7 +39,9 @@ def test_triage_wide(snap_compare, app_factory):
     You should see the coverage banner first ("N checks could not run — see
     coverage (press c)"), then the line naming examples/503-upstream-down and
     its 19 inputs by kind, and "HTTP 503 Service Unavailable ×15" with its time
-    range. The findings table ranks "upstream-app-down" first as confirmed,
+    range. Under it the error-rate chart covers the one minute of the sample
+    (peak 66.7%, "HTTP 503: 12 in the window") and totals 18 entries, 12
+    failing. The findings table ranks "upstream-app-down" first as confirmed,
     with the chain http-503 → upstream-connect-failure → upstream-app-down on
     its second line, and shows the ruled-out causes dimmed at the bottom.
     """
@@ -47,7 +49,7 @@ def test_triage_wide(snap_compare, app_factory):
 
 
 def test_triage_narrow(snap_compare, app_factory):
-    """Triage of the 503 example at 80x24: the same content, cause titles end in an ellipsis."""
+    """Triage of the 503 example at 80x24: the same content, a shorter chart, cause titles end in an ellipsis."""
     assert snap_compare(app_factory(UPSTREAM_DOWN), terminal_size=NARROW, run_before=show_triage)
 
 

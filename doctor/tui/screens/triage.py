@@ -1,13 +1,15 @@
-"""The first screen: what was read, the symptoms, and the ranked findings."""
+"""The first screen: what was read, the symptoms, the error-rate chart, and the ranked findings."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.containers import Vertical
 from textual.widgets import DataTable, Footer, Header, Static
 
 from doctor.diagnosis import CauseStatus, Diagnosis
@@ -18,12 +20,20 @@ from doctor.tui.screens.evidence import EvidenceScreen
 from doctor.tui.screens.finding import FindingScreen
 from doctor.tui.screens.lists import CoverageScreen, ProblemsScreen
 from doctor.tui.widgets import FilterInput, row_width
+from doctor.tui.widgets_chart import ErrorRateChart
+
+if TYPE_CHECKING:
+    from doctor.logstats import LogSummary
 
 FINDING_COLUMNS = ("#", "Status", "Score", "Cause and chain (symptom → … → cause)")
 
 
 class TriageScreen(DoctorScreen):
-    """Sources, a coverage banner when checks could not run, symptoms and ranked findings."""
+    """Sources, a coverage banner when checks could not run, symptoms, the error rate and ranked findings.
+
+    The error-rate chart shows only when the scan read access-log entries; the
+    line under it totals the minutes its window shows.
+    """
 
     BINDINGS = [
         Binding("enter", "open_finding", "Open finding", show=False),
@@ -40,6 +50,7 @@ class TriageScreen(DoctorScreen):
         self.diagnosis: Diagnosis | None = None
         self.playbooks: dict[str, Playbook] = {}
         self.playbook_error: str | None = None
+        self.log_summary: LogSummary | None = None
         self._needle = ""
 
     def compose(self) -> ComposeResult:
@@ -48,6 +59,10 @@ class TriageScreen(DoctorScreen):
         yield Static(formatting.sources_line(self.paths, None), id="sources", markup=False)
         yield Static("Symptoms", classes="section-title")
         yield Static("Scanning …", id="symptoms", markup=False)
+        with Vertical(id="chart-box"):
+            yield Static("Error rate", classes="section-title")
+            yield ErrorRateChart(id="error-chart")
+            yield Static(id="chart-window", markup=False)
         yield Static("Findings", classes="section-title")
         table: DataTable = DataTable(id="findings", cursor_type="row", zebra_stripes=True)
         for label in FINDING_COLUMNS:
@@ -68,11 +83,18 @@ class TriageScreen(DoctorScreen):
         diagnosis: Diagnosis,
         playbooks: dict[str, Playbook],
         playbook_error: str | None = None,
+        *,
+        log_summary: LogSummary | None = None,
     ) -> None:
-        """Render a finished scan and keep `playbooks` for the finding screens."""
+        """Render a finished scan and keep `playbooks` for the finding screens.
+
+        `log_summary` is the per-minute series of the scan's access-log entries;
+        without it the error-rate chart stays hidden.
+        """
         self.diagnosis = diagnosis
         self.playbooks = playbooks
         self.playbook_error = playbook_error
+        self.log_summary = log_summary
         if self.is_mounted:
             self._render_diagnosis(diagnosis)
 
@@ -87,6 +109,7 @@ class TriageScreen(DoctorScreen):
             banner.remove_class("-shown")
 
         self.query_one("#symptoms", Static).update(self._symptoms_table(diagnosis))
+        self.call_later(self._render_chart, self.log_summary)
         self.query_one("#problems", Static).update(formatting.problems_line(diagnosis))
 
         table = self.query_one("#findings", DataTable)
@@ -111,6 +134,32 @@ class TriageScreen(DoctorScreen):
                 Text(formatting.time_range(symptom.first_seen, symptom.last_seen)),
             )
         return table
+
+    async def _render_chart(self, summary: LogSummary | None) -> None:
+        shown = summary is not None and bool(summary.minutes())
+        self.query_one("#chart-box").set_class(shown, "-shown")
+        if not shown:
+            return
+        chart = self.query_one("#error-chart", ErrorRateChart)
+        await chart.show_summary(summary)
+        self._show_window(*chart.window)
+
+    def on_error_rate_chart_window_changed(self, message: ErrorRateChart.WindowChanged) -> None:
+        message.stop()
+        self._show_window(message.first_minute, message.last_minute)
+
+    def _show_window(self, first_minute: str, last_minute: str) -> None:
+        """Total the entries and failures of the minutes from `first_minute` to `last_minute`."""
+        if self.log_summary is None:
+            return
+        entries = failing = 0
+        for minute, total, failed in self.log_summary.error_rate():
+            if first_minute <= minute <= last_minute:
+                entries += total
+                failing += failed
+        share = f" ({failing / entries:.1%})" if entries else ""
+        self.query_one("#chart-window", Static).update(
+            f"In the window: {entries} entries, {failing} failing{share}")
 
     def apply_filter(self, needle: str) -> None:
         self._needle = needle
