@@ -143,7 +143,22 @@ def is_mutating(argv: Sequence[str]) -> bool:
         return _http_client_is_mutating(program, args)
     if program == "pilot-agent":
         return _pilot_agent_is_mutating(args)
+    if program == "mesh-doctor":
+        return _mesh_doctor_is_mutating(args)
     return False
+
+
+# `mesh-doctor lab` options that take their value as the next argument.
+_MESH_DOCTOR_VALUE_FLAGS = frozenset({"--state-dir", "--allow-principal", "--envoy", "--access-log-format",
+                                      "--keep"})
+
+
+def _mesh_doctor_is_mutating(args: list[str]) -> bool:
+    """`mesh-doctor lab fix …` changes the running lab unless it is a `--dry-run`; the rest only reads."""
+    positionals = _positionals(args, _MESH_DOCTOR_VALUE_FLAGS)
+    if positionals[:2] != ["lab", "fix"]:
+        return False
+    return "--dry-run" not in args[:args.index("--")] if "--" in args else "--dry-run" not in args
 
 
 def _positionals(args: Sequence[str], value_flags: frozenset[str]) -> list[str]:

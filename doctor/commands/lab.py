@@ -7,6 +7,9 @@
     mesh-doctor lab status             show the running lab
     mesh-doctor lab down               stop everything and check nothing is left
     mesh-doctor lab practice [FAULT]   reproduce a fault and open its diagnosis in the terminal UI
+    mesh-doctor lab fix REMEDY         remediate the running lab: rotate-cert, policy, restart-app
+                                       (--dry-run shows the change, --rollback undoes it)
+    mesh-doctor lab probe PROBE        verify the running lab: request (exits 0 on a 2xx) or handshake
 
 The state of a running lab (its pids, ports, fault, logs) lives in
 --state-dir, by default $XDG_STATE_HOME/mesh-doctor/lab.
@@ -21,6 +24,8 @@ from pathlib import Path
 
 NAME = "lab"
 HELP = "run a real Envoy mesh on 127.0.0.1, inject faults and capture bundles"
+# `lab probe` exits with this status when the lab still shows the problem.
+PROBE_FAILED = 1
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -39,6 +44,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     inject.add_argument("fault", metavar="FAULT", help="name of the fault")
     capture = actions.add_parser("capture", help="send traffic through the lab, probe it and write a bundle")
     capture.add_argument("directory", type=Path, metavar="DIR", help="new or empty folder for the bundle")
+    fix = actions.add_parser(
+        "fix", help="remediate the running lab and report what changed: rotate-cert (new server "
+                    "certificate), policy (add --allow-principal to the ALLOW policy), restart-app")
+    fix.add_argument("remedy", choices=("rotate-cert", "policy", "restart-app"), metavar="REMEDY",
+                     help="rotate-cert, policy or restart-app")
+    fix.add_argument("--allow-principal", metavar="PRINCIPAL",
+                     help="for policy: the principal to allow, such as cluster.local/ns/default/sa/sleep")
+    fix.add_argument("--dry-run", action="store_true", help="print the change without making it")
+    fix.add_argument("--rollback", action="store_true",
+                     help="restore what the last applied REMEDY replaced")
+    probe = actions.add_parser("probe", help="verify the running lab: send one request through both sidecars, "
+                                             "or handshake with the server sidecar as the client workload")
+    probe.add_argument("probe", choices=("request", "handshake"), metavar="PROBE", help="request or handshake")
     practice = actions.add_parser(
         "practice", help="reproduce a fault in a lab of its own and open the diagnosis of its capture in the "
                          "terminal UI; without FAULT, pick one in a list")
@@ -90,6 +108,16 @@ def run(options: argparse.Namespace) -> int:
             control.request(state_dir, {"op": "inject", "fault": options.fault})
             print(f"injected {options.fault}; capture it with `mesh-doctor lab capture DIR`")
             return ExitCode.OK
+        if action == "fix":
+            reply = control.request(state_dir, {
+                "op": "fix", "remedy": options.remedy, "dry_run": options.dry_run,
+                "rollback": options.rollback, "principal": options.allow_principal})
+            print(reply["report"])
+            return ExitCode.OK
+        if action == "probe":
+            reply = control.request(state_dir, {"op": "probe", "probe": options.probe})
+            print(reply["report"])
+            return ExitCode.OK if reply["passed"] else PROBE_FAILED
         if action == "capture":
             directory = options.directory.resolve()
             if directory.exists() and (not directory.is_dir() or any(directory.iterdir())):

@@ -8,6 +8,9 @@ one per connection, on the Unix socket `control.sock` in the same folder:
     {"op": "status"}                 -> the state
     {"op": "inject", "fault": NAME}  -> restart the sidecars with the fault
     {"op": "capture", "dir": PATH}   -> send traffic, probe, write a bundle
+    {"op": "fix", "remedy": NAME, "dry_run": B, "rollback": B, "principal": P}
+                                     -> run a remediation (doctor.lab.remedies)
+    {"op": "probe", "probe": NAME}   -> run a verify probe: request or handshake
     {"op": "down"}                   -> stop everything and exit
 
 `down` then checks that no process the lab ever started is left, and kills
@@ -236,6 +239,8 @@ class _Daemon:
     lab: Any
     fault: Any = None
     stopping: bool = False
+    remedies: Any = None
+    fixes: list[str] | None = None
 
     def state(self, **extra: Any) -> dict[str, Any]:
         lab = self.lab
@@ -249,6 +254,7 @@ class _Daemon:
             "client_listener": lab.client.listener_port if lab.client else None,
             "server_listener": lab.server.listener_port if lab.server else None,
             "fault": self.fault.name if self.fault is not None else None,
+            "fixes": list(self.fixes or []),
         }
         state.update(extra)
         return state
@@ -260,7 +266,10 @@ class _Daemon:
         from doctor.bundle import BundleError, write_bundle
         from doctor.lab import faults
         from doctor.lab.mesh import LabError
+        from doctor.lab.remedies import Remedies
 
+        if self.remedies is None:
+            self.remedies = Remedies(self.lab)
         op = message.get("op")
         try:
             if op == "status":
@@ -269,6 +278,8 @@ class _Daemon:
                 fault = faults.fault_named(str(message.get("fault")))
                 faults.inject(self.lab, fault)
                 self.fault = fault
+                self.remedies = Remedies(self.lab)
+                self.fixes = []
                 self.save()
                 return {"ok": True, "state": self.state()}
             if op == "capture":
@@ -281,6 +292,17 @@ class _Daemon:
                                else "Mesh lab without a fault: healthy traffic")
                 bundle = write_bundle(target, captured.observations, captured.files, description=description)
                 return {"ok": True, "bundle": str(bundle), "state": self.state()}
+            if op == "fix":
+                change = self.remedies.run(
+                    str(message.get("remedy")), dry_run=bool(message.get("dry_run")),
+                    rollback=bool(message.get("rollback")), principal=message.get("principal"))
+                if change.applied:
+                    self.fixes = [*(self.fixes or []), change.remedy]
+                    self.save()
+                return {"ok": True, "applied": change.applied, "report": change.text(), "state": self.state()}
+            if op == "probe":
+                result = self.remedies.probe(str(message.get("probe")))
+                return {"ok": True, "passed": result.passed, "report": result.text}
             if op == "down":
                 self.stopping = True
                 return {"ok": True}
