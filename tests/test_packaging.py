@@ -24,4 +24,6 @@ def test_wheel_ships_rules_and_playbooks(tmp_path):
         assert f"doctor/_rules/{rule_file.name}" in names
     for playbook in (ROOT / "playbooks").glob("*.yaml"):
         assert f"doctor/_playbooks/{playbook.name}" in names
+    for playbook in (ROOT / "doctor" / "lab" / "playbooks").glob("*.yaml"):
+        assert f"doctor/lab/playbooks/{playbook.name}" in names
     assert "doctor/tui/app.tcss" in names
