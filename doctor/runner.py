@@ -4,7 +4,9 @@ Commands are argv lists handed to the `sh` library, never shell strings, so a
 name taken from cluster data (a pod called `$(touch /tmp/x)`) reaches the
 program as one literal argument. Each run has a timeout and captures its
 output up to a size cap. It runs in an environment this module builds: a
-minimal PATH, `LANG=C`, `HOME`, and `KUBECONFIG` only when one was given.
+minimal PATH, `LANG=C`, `HOME`, and `KUBECONFIG` only when one was given;
+Mesh Doctor's own command also gets the caller's XDG_STATE_HOME and
+XDG_CONFIG_HOME, so `mesh-doctor lab` finds the caller's lab.
 The result is an `Observation` whose argv has its secrets masked.
 
 Commands that change a cluster, a proxy or a local kubeconfig are classified
@@ -148,6 +150,7 @@ def is_mutating(argv: Sequence[str]) -> bool:
     return False
 
 
+_MESH_DOCTOR_PASSED_VARIABLES = ("XDG_STATE_HOME", "XDG_CONFIG_HOME")
 # `mesh-doctor lab` options that take their value as the next argument.
 _MESH_DOCTOR_VALUE_FLAGS = frozenset({"--state-dir", "--allow-principal", "--envoy", "--access-log-format",
                                       "--keep"})
@@ -365,6 +368,12 @@ class Runner:
             env["HOME"] = home
         if self.kubeconfig:
             env["KUBECONFIG"] = self.kubeconfig
+        if os.path.basename(program_path) == "mesh-doctor":
+            # A playbook's `mesh-doctor lab …` must find the lab this process's
+            # caller started, whose state is under XDG_STATE_HOME when that is set.
+            for name in _MESH_DOCTOR_PASSED_VARIABLES:
+                if os.environ.get(name):
+                    env[name] = os.environ[name]
         if extra:
             env.update(extra)
         return env

@@ -7,7 +7,8 @@ import pytest
 from doctor.cli import ExitCode, main
 from doctor.lab.mesh import LabError, MeshLab
 from doctor.lab.remedies import Remedies
-from doctor.runner import is_mutating
+from doctor.model import ProbeStatus
+from doctor.runner import Runner, is_mutating
 
 
 @pytest.mark.parametrize("argv", [
@@ -64,3 +65,13 @@ def test_policy_rejects_a_bad_principal_before_changing_anything(tmp_path, princ
 def test_rollback_before_any_fix_is_refused(tmp_path):
     with pytest.raises(LabError, match="has not been applied in this lab"):
         Remedies(MeshLab(tmp_path)).run("rotate-cert", rollback=True)
+
+
+def test_lab_commands_find_the_callers_state_folder(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+
+    observation = Runner().run(["mesh-doctor", "lab", "fix", "rotate-cert", "--dry-run"], probe_id="test.lab-fix")
+
+    assert observation.status is ProbeStatus.FAILED
+    assert f"no lab is running in {tmp_path / 'state' / 'mesh-doctor' / 'lab'}" in observation.reason
