@@ -43,14 +43,23 @@ GRACE_S = 5.0
 PREFLIGHT_PROBE_ID = "preflight.can-i"
 
 
+# Reasons of the probes a cancel stopped: started and abandoned, or never started.
+CANCELLED_REASON = "cancelled by the engineer before it finished"
+NOT_RUN_REASON = "not run: cancelled by the engineer before it started"
+
+
 @dataclass(frozen=True)
 class Progress:
-    """One finished probe run, for a progress display: counts so far and the observation."""
+    """One finished probe run, for a progress display: counts so far and the observation.
+
+    `running` names the probes of the wave that started and have not finished yet.
+    """
 
     done: int
     total: int
     wave: str
     observation: Observation
+    running: tuple[str, ...] = ()
 
 
 ProgressCallback = Callable[[Progress], None]
@@ -64,6 +73,11 @@ class LiveResult:
     observations: list[Observation] = field(default_factory=list)
     preflight: list[Observation] = field(default_factory=list)
     cancelled: bool = False
+
+    def not_run(self) -> list[Observation]:
+        """Return the observations of the probes a cancel kept from starting."""
+        return [observation for observation in self.observations + self.preflight
+                if observation.reason == NOT_RUN_REASON]
 
     def documents(self) -> list[Document]:
         """Return one document per ok observation, masked as a bundle would store it.
@@ -217,9 +231,17 @@ class Collector:
         lock = threading.Lock()
 
         def call(index: int) -> Observation:
+            if self.cancel.is_set():
+                # Queued before the cancel; a later wave after it starts nothing either.
+                return self._placeholder(items[index], task_of, ProbeStatus.FAILED, NOT_RUN_REASON)
             with lock:
                 started[index] = time.monotonic()
             return function(items[index])
+
+        def running() -> tuple[str, ...]:
+            with lock:
+                begun = sorted(started)
+            return tuple(self._short_label(items[index], task_of) for index in begun if results[index] is None)
 
         futures = {pool.submit(call, index): index for index in range(len(items))}
         pending = set(futures)
@@ -232,14 +254,18 @@ class Collector:
                     index = futures[future]
                     results[index] = self._result_of(future, items[index], task_of)
                     done_count += 1
-                    self._report(done_count, len(items), wave, results[index])
+                    self._report(done_count, len(items), wave, results[index], running())
 
                 if self.cancel.is_set():
                     for future in list(pending):
                         index = futures[future]
                         future.cancel()
+                        with lock:
+                            began = index in started
                         results[index] = self._placeholder(items[index], task_of, ProbeStatus.FAILED,
-                                                           "cancelled by the engineer before it finished")
+                                                           CANCELLED_REASON if began else NOT_RUN_REASON)
+                        done_count += 1
+                        self._report(done_count, len(items), wave, results[index])
                     pending = set()
                     break
 
@@ -256,7 +282,7 @@ class Collector:
                                                            "without it")
                         pending.discard(future)
                         done_count += 1
-                        self._report(done_count, len(items), wave, results[index])
+                        self._report(done_count, len(items), wave, results[index], running())
         finally:
             # NOTE: an abandoned probe thread keeps running, and Python joins pool threads at exit.
             # The runner's and the API client's own timeouts are what end it.
@@ -284,6 +310,14 @@ class Collector:
         return f"preflight {item}"
 
     @staticmethod
+    def _short_label(item: object, task_of: Callable | None) -> str:
+        if task_of is not None:
+            task = task_of(item)
+            return f"{task.spec.id} on {task.target.label()}"
+        permission, namespace = item  # a preflight question
+        return f"can-i {' '.join(permission.can_i_arguments())} in {namespace or 'the cluster'}"
+
+    @staticmethod
     def _placeholder(item: object, task_of: Callable | None, status: ProbeStatus, reason: str) -> Observation:
         if task_of is not None:
             return _observation(task_of(item), status, reason)
@@ -293,11 +327,12 @@ class Collector:
                            started_at=datetime.now(timezone.utc), duration_s=0.0, exit_status=None,
                            status=status, output="", reason=reason, target=namespace or "cluster")
 
-    def _report(self, done: int, total: int, wave: str, observation: Observation | None) -> None:
+    def _report(self, done: int, total: int, wave: str, observation: Observation | None,
+                running: tuple[str, ...] = ()) -> None:
         if self.progress is None or observation is None:
             return
         try:
-            self.progress(Progress(done, total, wave, observation))
+            self.progress(Progress(done, total, wave, observation, running))
         except Exception:  # noqa: BLE001 - a display error must not stop the collection
             logger.exception("progress callback failed")
 

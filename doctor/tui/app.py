@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import getpass
 import logging
+import threading
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -23,6 +24,7 @@ from textual.screen import Screen
 from doctor.diagnosis import Diagnosis, Finding
 from doctor.facts import FactSet
 from doctor.journal import Journal, new_session_id
+from doctor.model import ProbeStatus
 from doctor.lab.sessions import playbooks_for
 from doctor.playbooks import Playbook, load_playbooks
 from doctor.rules import RuleLoadError
@@ -31,9 +33,10 @@ from doctor.session import (
     KubeContext, Session, SessionError, current_kube_context, values_from_facts,
 )
 from doctor.tui.messages import (
-    ReportExported, ScanCompleted, SessionOpened, SummaryReady, SymptomRejected, WorkFailed,
+    CollectionEnded, CollectionProgress, ReportExported, ScanCompleted, SessionOpened, SummaryReady, SymptomRejected, WorkFailed,
 )
 from doctor.tui.screens.base import DoctorScreen
+from doctor.tui.screens.collection import CollectionScreen
 from doctor.tui.screens.dialogs import ErrorDialog, HelpScreen
 from doctor.tui.screens.export import ExportScreen
 from doctor.tui.screens.session import SessionScreen
@@ -124,11 +127,28 @@ def engineer_name() -> str:
         return "engineer"
 
 
-def collect_live(request: SymptomRequest, kubeconfig: str | None, now: datetime) -> tuple[Diagnosis, FactSet]:
-    """Collect the evidence `request` needs from the cluster (read-only) and diagnose it."""
+@dataclass(frozen=True)
+class LiveOutcome:
+    """What a live collection from the symptom form gave: the diagnosis, its facts and how it ended."""
+
+    diagnosis: Diagnosis
+    facts: FactSet
+    cancelled: bool = False
+    not_run: int = 0
+    cancelled_running: int = 0
+
+
+def collect_live(request: SymptomRequest, kubeconfig: str | None, now: datetime, *,
+                 progress: Callable[[Any], None] | None = None,
+                 cancel: threading.Event | None = None) -> LiveOutcome:
+    """Collect the evidence `request` needs from the cluster (read-only) and diagnose it.
+
+    `progress` receives each `doctor.live.collect.Progress`; setting `cancel`
+    stops the collection, and the diagnosis uses what it collected so far.
+    """
     from doctor.engine import diagnose
     from doctor.live.cli_options import context_namespace
-    from doctor.live.collect import Collector
+    from doctor.live.collect import CANCELLED_REASON, Collector
     from doctor.live.context import LiveOptions, ProbeContext
     from doctor.live.registry import default_probes
     from doctor.readers import read_documents
@@ -141,14 +161,25 @@ def collect_live(request: SymptomRequest, kubeconfig: str | None, now: datetime)
                           destination_service=request.callee or None, log_since=request.since)
     context = ProbeContext.build(options)
     try:
-        result = Collector(context, default_probes(), engine.rulebook).collect(
-            request.namespace or context_namespace(options), capture_possible=False)
+        collector = Collector(context, default_probes(), engine.rulebook, progress=progress, cancel=cancel)
+        result = collector.collect(request.namespace or context_namespace(options), capture_possible=False)
     finally:
         context.close()
     read = read_documents(result.documents(), engine.rulebook.signatures)
     diagnosis = diagnose(read.facts, engine.rulebook, engine.registry, result.observations, now=now)
     diagnosis.inputs = list(read.inputs)
-    return diagnosis, read.facts
+    abandoned = sum(1 for observation in result.observations if observation.reason == CANCELLED_REASON)
+    return LiveOutcome(diagnosis, read.facts, result.cancelled, len(result.not_run()), abandoned)
+
+
+def progress_message(progress: Any, failures: dict[str, int]) -> CollectionProgress:
+    """Turn one collector `Progress` into a message, counting its observation into `failures`."""
+    observation = progress.observation
+    if observation.status is not ProbeStatus.OK:
+        failures[observation.status.value] = failures.get(observation.status.value, 0) + 1
+    finished = f"{observation.probe_id} on {observation.target}" if observation.target else observation.probe_id
+    return CollectionProgress(progress.done, progress.total, progress.wave, finished, progress.running,
+                              dict(failures))
 
 
 def _local_now() -> datetime:
@@ -206,6 +237,8 @@ class MeshDoctorApp(App[None]):
         self.diagnosis: Diagnosis | None = None
         self.live_facts: FactSet | None = None
         self.symptom: SymptomRequest | None = None
+        # How the last live collection from the symptom form ended.
+        self.collection_ended: CollectionEnded | None = None
         # The journal of the last guided session opened; `e` summarises it when set.
         self.session_journal: Path | None = None
         self.playbooks: dict[str, Playbook] = {}
@@ -271,26 +304,34 @@ class MeshDoctorApp(App[None]):
                             title="Symptom", severity="warning")
                 return
             self.symptom = request
-            self.notify(f"Collecting evidence for {request.symptom} …", title="Live collection")
-            self._collect(request, self.clock())
+            cancel = threading.Event()
+            self.push_screen(CollectionScreen(request.symptom, cancel))
+            self._collect(request, self.clock(), cancel)
 
         self.push_screen(SymptomForm(label, error=error), submitted)
 
     @work(thread=True, exclusive=True, group="scan", exit_on_error=False)
-    def _collect(self, request: SymptomRequest, now: datetime) -> None:
+    def _collect(self, request: SymptomRequest, now: datetime, cancel: threading.Event) -> None:
+        failures: dict[str, int] = {}
         try:
-            diagnosis, facts = collect_live(request, self.session_options.kubeconfig, now)
+            outcome = collect_live(request, self.session_options.kubeconfig, now, cancel=cancel,
+                                   progress=lambda progress: self.post_message(progress_message(progress, failures)))
         except ValueError as error:  # ScopeError: an unknown symptom or scope
+            self.post_message(CollectionEnded(cancel.is_set(), 0, 0))
             self.post_message(SymptomRejected(str(error)))
             return
         except RuleLoadError as error:
+            self.post_message(CollectionEnded(cancel.is_set(), 0, 0))
             self.post_message(WorkFailed("The rule files are invalid", str(error)))
             return
         except Exception as error:  # shown in the dialog; the traceback goes to the log
             logger.exception("the live collection for %s failed", request.symptom)
+            self.post_message(CollectionEnded(cancel.is_set(), 0, 0))
             self.post_message(WorkFailed("Live collection failed", f"Collecting evidence failed: {error!r}"))
             return
 
+        self.post_message(CollectionEnded(outcome.cancelled, outcome.not_run, outcome.cancelled_running))
+        diagnosis, facts = outcome.diagnosis, outcome.facts
         self.live_facts = facts
         playbooks: dict[str, Playbook] = {}
         playbook_error = None
@@ -299,6 +340,19 @@ class MeshDoctorApp(App[None]):
         except (RuleLoadError, OSError) as error:
             playbook_error = str(error)
         self.post_message(ScanCompleted(diagnosis, playbooks, playbook_error, access_log_summary(facts)))
+
+    def on_collection_progress(self, message: CollectionProgress) -> None:
+        if isinstance(self.screen, CollectionScreen):
+            self.screen.show_progress(message)
+
+    def on_collection_ended(self, message: CollectionEnded) -> None:
+        self.collection_ended = message
+        if isinstance(self.screen, CollectionScreen):
+            self.pop_screen()
+        if message.cancelled:
+            self.notify(f"Collection cancelled: {message.not_run} probes not run, "
+                        f"{message.cancelled_running} abandoned while running; the findings use what was "
+                        "collected.", title="Live collection", severity="warning")
 
     def on_symptom_rejected(self, message: SymptomRejected) -> None:
         self.action_symptom_form(message.reason)

@@ -87,3 +87,24 @@ class SymptomRejected(Message):
     """The symptom form's scope was invalid (unknown symptom or service); the form opens again."""
 
     reason: str
+
+
+@dataclass
+class CollectionProgress(Message):
+    """A live-collection probe finished: counts in its wave, what still runs, failures so far by status."""
+
+    done: int
+    total: int
+    wave: str
+    finished: str
+    running: tuple[str, ...]
+    failures: dict[str, int]
+
+
+@dataclass
+class CollectionEnded(Message):
+    """The live collection ended, cancelled or not; `not_run` counts the probes a cancel kept from starting."""
+
+    cancelled: bool
+    not_run: int
+    cancelled_running: int
