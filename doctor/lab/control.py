@@ -288,8 +288,10 @@ class _Daemon:
                 scratch.mkdir(exist_ok=True)
                 captured = faults.capture(self.lab, self.fault, scratch)
                 self.save()
+                from doctor.lab.sessions import RUNNING_LAB_MARK
+
                 description = (f"Mesh lab fault {self.fault.name}: {self.fault.title}" if self.fault
-                               else "Mesh lab without a fault: healthy traffic")
+                               else "Mesh lab without a fault: healthy traffic") + RUNNING_LAB_MARK
                 bundle = write_bundle(target, captured.observations, captured.files, description=description)
                 return {"ok": True, "bundle": str(bundle), "state": self.state()}
             if op == "fix":

@@ -3,9 +3,10 @@
 The lab's playbooks (doctor/lab/playbooks/) remediate the running lab through
 `mesh-doctor lab fix` and verify through `mesh-doctor lab probe`; they make
 no sense against a cluster, so they ship apart from playbooks/. A bundle the
-lab wrote says so in its manifest's description ("Mesh lab ..."). On such a
-bundle the lab's playbook of a cause replaces the shipped one, and a cause
-without a lab playbook keeps the shipped one.
+lab daemon captured (`mesh-doctor lab capture`) says so in its manifest's
+description. On such a bundle the lab's playbook of a cause replaces the
+shipped one, and a cause without a lab playbook keeps the shipped one. A
+`lab practice` bundle does not count: its lab stops before the session.
 """
 
 from __future__ import annotations
@@ -20,18 +21,19 @@ from doctor.playbooks import Playbook, load_playbooks
 logger = logging.getLogger(__name__)
 
 LAB_PLAYBOOKS_DIR = Path(__file__).resolve().parent / "playbooks"
-LAB_DESCRIPTION_PREFIX = "Mesh lab"
+# The end of the description of a bundle the lab daemon captured.
+RUNNING_LAB_MARK = " (captured from the running lab)"
 
 
 def is_lab_capture(path: Path) -> bool:
-    """Return whether `path` is a bundle folder the mesh lab wrote."""
+    """Return whether `path` is a bundle folder the running lab daemon captured."""
     if not path.is_dir():
         return False
     try:
         manifest = read_manifest(path)
     except BundleError:
         return False
-    return str(manifest.get("description", "")).startswith(LAB_DESCRIPTION_PREFIX)
+    return str(manifest.get("description", "")).endswith(RUNNING_LAB_MARK)
 
 
 def playbooks_for(paths: Sequence[Path], directory: Path | None = None) -> dict[str, Playbook]:

@@ -75,3 +75,19 @@ def test_lab_commands_find_the_callers_state_folder(tmp_path, monkeypatch):
 
     assert observation.status is ProbeStatus.FAILED
     assert f"no lab is running in {tmp_path / 'state' / 'mesh-doctor' / 'lab'}" in observation.reason
+
+
+def test_only_running_lab_captures_get_lab_playbooks(tmp_path):
+    from doctor.bundle import write_bundle
+    from doctor.lab.sessions import RUNNING_LAB_MARK, playbooks_for
+
+    files = {"server-access.log": ""}
+    daemon = write_bundle(tmp_path / "daemon", [], files,
+                          description="Mesh lab fault cert-expired: expired" + RUNNING_LAB_MARK)
+    practice = write_bundle(tmp_path / "practice", [], files, description="Mesh lab fault cert-expired: expired")
+
+    lab_source = playbooks_for([daemon])["cert-expired"].source
+    shipped_source = playbooks_for([practice])["cert-expired"].source
+    assert "/doctor/lab/playbooks/" in lab_source
+    assert "/doctor/lab/playbooks/" not in shipped_source
+    assert playbooks_for([daemon])["jwt-expired"].source == playbooks_for([practice])["jwt-expired"].source
