@@ -1,7 +1,7 @@
 """Which playbooks a guided session uses when it runs on a capture of the mesh lab.
 
 The lab's playbooks (doctor/lab/playbooks/) remediate the running lab through
-`mesh-doctor lab fix` and verify through `mesh-doctor lab probe`; they make
+`mesh-doctor lab fix` and verify through `mesh-doctor lab probe`. They make
 no sense against a cluster, so they ship apart from playbooks/. A bundle the
 lab daemon captured (`mesh-doctor lab capture`) says so in its manifest's
 description. On such a bundle the lab's playbook of a cause replaces the

@@ -1,4 +1,4 @@
-"""`mesh-doctor lab fix` needs confirmation unless it is a dry run, and says what to do when it cannot run."""
+"""`mesh-doctor lab fix`: confirmation unless it is a dry run, and clear errors when it cannot run."""
 
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ def test_other_mesh_doctor_commands_only_read(argv):
     assert not is_mutating(argv)
 
 
-def test_fix_without_a_running_lab_says_how_to_start_one(tmp_path, capsys):
+def test_fix_without_running_lab(tmp_path, capsys):
     code = main(["lab", "--state-dir", str(tmp_path / "state"), "fix", "rotate-cert", "--dry-run"])
 
     assert code == ExitCode.INTERNAL_ERROR
@@ -55,7 +55,7 @@ def test_unknown_remedy_is_a_usage_error(tmp_path, capsys):
     ("default", "is not TRUST_DOMAIN/ns/NAMESPACE/sa/SERVICE_ACCOUNT"),
     ("cluster.local/ns/default/sa/sleep", "already names cluster.local/ns/default/sa/sleep"),
 ])
-def test_policy_rejects_a_bad_principal_before_changing_anything(tmp_path, principal, message):
+def test_policy_rejects_bad_principal(tmp_path, principal, message):
     remedies = Remedies(MeshLab(tmp_path))
 
     with pytest.raises(LabError, match=message):
