@@ -61,7 +61,10 @@ class TriageScreen(DoctorScreen):
         yield Static("Scanning …", id="symptoms", markup=False)
         with Vertical(id="chart-box"):
             yield Static("Error rate", classes="section-title")
-            yield ErrorRateChart(id="error-chart")
+            chart = ErrorRateChart(id="error-chart")
+            # Hidden until a scan gives a series: it must not take the focus, nor put its keys in the footer.
+            chart.can_focus = False
+            yield chart
             yield Static(id="chart-window", markup=False)
         yield Static("Findings", classes="section-title")
         table: DataTable = DataTable(id="findings", cursor_type="row", zebra_stripes=True)
@@ -138,9 +141,10 @@ class TriageScreen(DoctorScreen):
     async def _render_chart(self, summary: LogSummary | None) -> None:
         shown = summary is not None and bool(summary.minutes())
         self.query_one("#chart-box").set_class(shown, "-shown")
+        chart = self.query_one("#error-chart", ErrorRateChart)
+        chart.can_focus = shown
         if not shown:
             return
-        chart = self.query_one("#error-chart", ErrorRateChart)
         await chart.show_summary(summary)
         self._show_window(*chart.window)
 
