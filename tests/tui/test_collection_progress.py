@@ -1,8 +1,8 @@
-"""The symptom form's live collection shows its progress and stops on escape.
+"""The symptom form's live collection shows its progress and stops on escape or ctrl+c.
 
 The replay API server on 127.0.0.1 serves the recorded sidecar OOM incident
 and delays every response by 0.4 s, so the collection is still running when the
-engineer presses escape.
+engineer cancels it.
 """
 
 from __future__ import annotations
@@ -47,8 +47,9 @@ def _app(server, tmp_path):
     return build_app([], export_dir=tmp_path, clock=lambda: FIXED_NOW, sessions=options)
 
 
+@pytest.mark.parametrize("key", ["escape", "ctrl+c"])
 @run_pilot
-async def test_escape_cancels_live_collection(slow_server, tmp_path):
+async def test_key_cancels_live_collection(slow_server, tmp_path, key):
     app = _app(slow_server, tmp_path)
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.pause()
@@ -64,7 +65,7 @@ async def test_escape_cancels_live_collection(slow_server, tmp_path):
         count = static_text(app.screen.query_one("#collection-count"))
         assert " probes done; last " in count, count
 
-        await pilot.press("escape")
+        await pilot.press(key)
         await app.workers.wait_for_complete()
         await pilot.pause()
 
