@@ -342,12 +342,16 @@ class MeshDoctorApp(App[None]):
         self.post_message(ScanCompleted(diagnosis, playbooks, playbook_error, access_log_summary(facts)))
 
     def on_collection_progress(self, message: CollectionProgress) -> None:
-        if isinstance(self.screen, CollectionScreen):
-            self.screen.show_progress(message)
+        for screen in self.screen_stack:
+            if isinstance(screen, CollectionScreen):
+                screen.show_progress(message)
 
     def on_collection_ended(self, message: CollectionEnded) -> None:
         self.collection_ended = message
-        if isinstance(self.screen, CollectionScreen):
+        # The help dialog may be open over the progress dialog; both close.
+        if any(isinstance(screen, CollectionScreen) for screen in self.screen_stack):
+            while not isinstance(self.screen, CollectionScreen):
+                self.pop_screen()
             self.pop_screen()
         if message.cancelled:
             self.notify(f"Collection cancelled: {message.not_run} probes not run, "
