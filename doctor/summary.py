@@ -5,9 +5,10 @@ the header, the UTC milestones and the times between them, the symptom, the
 impact measured from the access logs, and the timeline. Then come the
 ranked hypotheses with evidence for and against, the root cause and
 contributing factors, the resolution, the checks performed and not
-performed, action items and the shift-handoff note. The symptom and impact come from doctor/summary_impact.py,
-the timeline, milestones and resolution from doctor/summary_timeline.py,
-and rendering lives in doctor/summary_render.py.
+performed, action items and the shift-handoff note. The symptom and impact
+come from doctor/summary_impact.py, the timeline, milestones and resolution
+from doctor/summary_timeline.py, and rendering lives in
+doctor/summary_render.py.
 
 A one-shot scan gives everything but what only a session records (who
 decided what, the commands run, the confirmed change and its verification).
@@ -153,7 +154,7 @@ class IncidentSummary:
 def apply_overrides(summary: IncidentSummary, *, incident_id: str | None = None,
                     title: str | None = None, severity: str | None = None,
                     owner: str | None = None) -> IncidentSummary:
-    """Set what the engineer knows better than the evidence: id, title, severity, owner.
+    """Apply the fields the engineer sets over the derived ones: id, title, severity, owner.
 
     The owner replaces "unassigned" on the action items; owners already named
     in the journal stay.
@@ -232,7 +233,7 @@ def summary_from_journal(journal_path: Path, *, engine=None, now: datetime | Non
         source.problems.append("the session's inputs are no longer readable, so the impact "
                                "is not measured: " + ", ".join(missing))
     if diagnosis_dict is None:
-        source.problems.append("the journal holds no scan result and no readable input, so "
+        source.problems.append("the journal contains no scan result and no readable input, so "
                                "no hypothesis is listed")
         diagnosis_dict = {"symptoms": [], "findings": [], "coverage": {}, "inputs": []}
     return build_summary(diagnosis_dict, facts, read.entries, source=source, now=moment)
@@ -502,10 +503,10 @@ def build_header(started: Mapping[str, Any], source: SummarySource, diagnosis: M
 
     title = started.get("title")
     if not title:
-        what = ", ".join(symptom.get("titles") or []) or "No symptom found"
-        where = f" from {hop['caller']} to {hop['callee']}" if hop.get("caller") else ""
-        why = f": {root.get('title', root['cause_id'])}" if root is not None else ""
-        title = f"{what}{where}{why}"
+        symptom_titles = ", ".join(symptom.get("titles") or []) or "No symptom found"
+        hop_text = f" from {hop['caller']} to {hop['callee']}" if hop.get("caller") else ""
+        cause_text = f": {root.get('title', root['cause_id'])}" if root is not None else ""
+        title = f"{symptom_titles}{hop_text}{cause_text}"
 
     incident_id = started.get("incident_id") or source.session_id or \
         "scan-" + now.strftime("%Y%m%dT%H%M%SZ")
