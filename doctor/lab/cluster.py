@@ -221,7 +221,6 @@ class PodSpec:
 def pod_object(spec: PodSpec, node_name: str = "lab-node-1", host_ip: str = "127.0.0.1") -> dict[str, Any]:
     """Return the Pod as the API server returns it, with an injected istio-proxy sidecar."""
     started = _time(spec.started_at)
-    app_state = spec.app_state
 
     app_container: dict[str, Any] = {
         "name": spec.app,

@@ -24,7 +24,7 @@ from typing import Callable
 
 from doctor.lab import mtu, oom
 from doctor.lab.netns import NamespaceUnavailable
-from doctor.lab.mesh import CLIENT_APP, NAMESPACE, Capture, LabError, LabSettings, MeshLab
+from doctor.lab.mesh import NAMESPACE, Capture, LabError, LabSettings, MeshLab
 from doctor.probes import tcpdump
 from doctor.runner import Runner
 

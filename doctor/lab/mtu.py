@@ -25,7 +25,7 @@ from pathlib import Path
 from doctor.lab import envoy_config
 from doctor.lab.envoy_config import Service
 from doctor.lab.mesh import CLIENT_APP, CLIENT_POD, NAMESPACE, SERVER_APP, Capture, LabError, bootstrap_access_log
-from doctor.lab.netns import CLIENT_ADDRESS, SERVER_ADDRESS, NamespaceUnavailable, NetnsPair
+from doctor.lab.netns import CLIENT_ADDRESS, SERVER_ADDRESS, NetnsPair
 from doctor.lab.pki import MeshCA
 from doctor.probes import envoy_admin, tcpdump
 from doctor.runner import BackgroundProcess, Runner
