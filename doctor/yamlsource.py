@@ -1,11 +1,15 @@
-"""YAML loading that remembers the line of every key, for errors that point at the file."""
+"""Rule, playbook and signature files: one YAML document with the line of every key path.
+
+The loading itself is `doctor.parsers.structured`, shared with the parsers;
+this module indexes its line-aware containers by key path for error messages.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
 
-import yaml
+from doctor.parsers.structured import LineDict, LineList, load_documents
 
 
 @dataclass(frozen=True)
@@ -38,44 +42,30 @@ class YamlSyntaxError(ValueError):
 
 def load_yaml(text: str, source: str) -> LoadedYaml:
     """Parse one YAML document, raising `YamlSyntaxError` with the location on bad syntax."""
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        problem = getattr(error, "problem", None) or str(error)
-        raise YamlSyntaxError(source, line, f"invalid YAML: {problem}") from error
-
-    if node is None:
+    documents, errors = load_documents(text)
+    if errors:
+        raise YamlSyntaxError(source, errors[0].line, errors[0].message)
+    if not documents:
         return LoadedYaml(None, {})
+    if len(documents) > 1:
+        raise YamlSyntaxError(source, documents[1].line,
+                              "expected one YAML document, found a second one here")
 
     lines: dict[tuple[Any, ...], int] = {}
-    data = _construct(node, (), lines)
-    return LoadedYaml(data, lines)
+    _index_lines(documents[0].data, (), documents[0].line, lines)
+    return LoadedYaml(documents[0].data, lines)
 
 
-def _construct(node: yaml.Node, path: tuple[Any, ...], lines: dict[tuple[Any, ...], int]) -> Any:
-    lines.setdefault(path, node.start_mark.line + 1)
+def _index_lines(value: Any, path: tuple[Any, ...], line: int | None,
+                 lines: dict[tuple[Any, ...], int]) -> None:
+    """Record the line of `path` and of every key and item below it."""
+    if line is not None:
+        lines.setdefault(path, line)
 
-    if isinstance(node, yaml.MappingNode):
-        mapping: dict[Any, Any] = {}
-        for key_node, value_node in node.value:
-            key = _scalar(key_node)
-            child = path + (key,)
-            lines[child] = key_node.start_mark.line + 1
-            mapping[key] = _construct(value_node, child, lines)
-            lines[child] = key_node.start_mark.line + 1
-        return mapping
-
-    if isinstance(node, yaml.SequenceNode):
-        return [_construct(item, path + (index,), lines) for index, item in enumerate(node.value)]
-
-    return _scalar(node)
-
-
-def _scalar(node: yaml.Node) -> Any:
-    loader = yaml.SafeLoader("")
-    try:
-        return loader.construct_object(node, deep=True)
-    finally:
-        loader.dispose()
+    if isinstance(value, LineDict):
+        for key, item in value.items():
+            _index_lines(item, path + (key,), value.key_lines.get(key), lines)
+    elif isinstance(value, LineList):
+        for index, item in enumerate(value):
+            item_line = value.item_lines[index] if index < len(value.item_lines) else None
+            _index_lines(item, path + (index,), item_line, lines)
