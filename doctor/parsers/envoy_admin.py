@@ -35,7 +35,7 @@ from cryptography import x509
 from cryptography.x509.oid import ExtensionOID
 
 from doctor.model import Document, ParseProblem, ParseResult
-from doctor.parsers.structured import LineDict, key_line, load_json_documents, node_line
+from doctor.parsers.structured import LineDict, LoadedDocument, key_line, load_json_documents, node_line
 
 logger = logging.getLogger(__name__)
 
@@ -648,13 +648,19 @@ def _float(text: str) -> float | None:
     return None if math.isnan(value) else value
 
 
-# --- /certs -----------------------------------------------------------------------------------
-
-def _parse_certs(doc: Document) -> ParseResult:
-    result = ParseResult(KIND_CERTS)
+def load_json_result(doc: Document, kind: str) -> tuple[ParseResult, list[LoadedDocument]]:
+    """Load the JSON or YAML documents of `doc` and start a result of `kind` with the load errors."""
+    result = ParseResult(kind)
     documents, errors = load_json_documents(doc.text)
     for error in errors:
         result.problems.append(ParseProblem(doc.source, error.line, error.message))
+    return result, documents
+
+
+# --- /certs -----------------------------------------------------------------------------------
+
+def _parse_certs(doc: Document) -> ParseResult:
+    result, documents = load_json_result(doc, KIND_CERTS)
     lines = doc.text.splitlines()
     for loaded in documents:
         for group in _get(loaded.data, "certificates") or []:
@@ -790,10 +796,7 @@ _HEALTH_STATUS_FLAGS = {
 
 
 def _parse_clusters_json(doc: Document) -> ParseResult:
-    result = ParseResult(KIND_CLUSTERS)
-    documents, errors = load_json_documents(doc.text)
-    for error in errors:
-        result.problems.append(ParseProblem(doc.source, error.line, error.message))
+    result, documents = load_json_result(doc, KIND_CLUSTERS)
     lines = doc.text.splitlines()
     for loaded in documents:
         for status in _get(loaded.data, "cluster_statuses") or []:
@@ -865,10 +868,7 @@ def _thresholds(items: Iterable[Any], lines: list[str]) -> tuple[CircuitBreakerT
 # --- /config_dump -----------------------------------------------------------------------------
 
 def _parse_config_dump(doc: Document) -> ParseResult:
-    result = ParseResult(KIND_CONFIG_DUMP)
-    documents, errors = load_json_documents(doc.text)
-    for error in errors:
-        result.problems.append(ParseProblem(doc.source, error.line, error.message))
+    result, documents = load_json_result(doc, KIND_CONFIG_DUMP)
     lines = doc.text.splitlines()
     for loaded in documents:
         extractor = _Extractor(doc.source, lines)

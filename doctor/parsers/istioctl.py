@@ -373,10 +373,7 @@ def _timestamp(text: str | None) -> datetime | None:
 # --- structured forms -------------------------------------------------------------------------
 
 def _parse_client_configs(doc: Document, lines: list[str]) -> ParseResult:
-    result = ParseResult(KIND_PROXY_STATUS)
-    documents, errors = load_json_documents(doc.text)
-    for error in errors:
-        result.problems.append(ParseProblem(doc.source, error.line, error.message))
+    result, documents = envoy_admin.load_json_result(doc, KIND_PROXY_STATUS)
     for loaded in documents:
         data = loaded.data
         if not isinstance(data, dict):
@@ -430,10 +427,7 @@ def _is_analyze(data: Any) -> bool:
 
 
 def _parse_analyze(doc: Document, lines: list[str]) -> ParseResult:
-    result = ParseResult(KIND_ANALYZE)
-    documents, errors = load_json_documents(doc.text)
-    for error in errors:
-        result.problems.append(ParseProblem(doc.source, error.line, error.message))
+    result, documents = envoy_admin.load_json_result(doc, KIND_ANALYZE)
     for loaded in documents:
         for item in loaded.data if isinstance(loaded.data, list) else []:
             if not isinstance(item, dict):
@@ -462,10 +456,7 @@ def _is_cluster_list(data: Any) -> bool:
 
 
 def _parse_cluster_list(doc: Document, lines: list[str]) -> ParseResult:
-    result = ParseResult(KIND_CLUSTERS)
-    documents, errors = load_json_documents(doc.text)
-    for error in errors:
-        result.problems.append(ParseProblem(doc.source, error.line, error.message))
+    result, documents = envoy_admin.load_json_result(doc, KIND_CLUSTERS)
     for loaded in documents:
         result.facts.extend(envoy_admin.extract_clusters(loaded.data, doc.source, lines))
     return result
