@@ -50,6 +50,3 @@ class FactSet:
 
     def has_kind(self, kind: str) -> bool:
         return bool(self.kinds.get(kind))
-
-    def sources_of(self, kind: str) -> list[str]:
-        return list(self.kinds.get(kind, ()))

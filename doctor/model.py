@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -40,14 +40,6 @@ class Skipped:
 
     source: str
     reason: str
-
-
-@runtime_checkable
-class Fact(Protocol):
-    """Any parsed record that can be cited: it names its source file and line."""
-
-    source: str
-    line: int | None
 
 
 @dataclass

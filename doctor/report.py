@@ -7,7 +7,6 @@ because a report with unknowns must say so before it names a cause.
 from __future__ import annotations
 
 import json
-from typing import Iterable
 
 from doctor.diagnosis import CauseStatus, Diagnosis
 from doctor.model import Evidence
@@ -146,7 +145,7 @@ def _problems_markdown(diagnosis: Diagnosis) -> list[str]:
     lines = ["## Inputs not fully read", ""]
     for item in diagnosis.skipped:
         lines.append(f"- skipped `{item.source}`: {item.reason}")
-    for problem in _first(diagnosis.parse_problems, 50):
+    for problem in diagnosis.parse_problems[:50]:
         location = f"{problem.source}:{problem.line}" if problem.line else problem.source
         lines.append(f"- `{location}`: {problem.message}")
     if len(diagnosis.parse_problems) > 50:
@@ -174,6 +173,3 @@ def _shorten(text: str, limit: int = 160) -> str:
     flat = " ".join(text.split())
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
-
-def _first(items: Iterable, count: int) -> list:
-    return list(items)[:count]

@@ -96,12 +96,6 @@ class Rulebook:
     signatures: list[Any] = field(default_factory=list)
     graph: nx.DiGraph = field(default_factory=nx.DiGraph)
 
-    def parents_of(self, cause_id: str) -> list[str]:
-        return list(self.graph.predecessors(cause_id))
-
-    def deeper_causes(self, cause_id: str) -> list[str]:
-        return list(self.graph.successors(cause_id))
-
 
 def load_rulebook(directory: Path, registry: CheckRegistry) -> Rulebook:
     """Load every `*.yaml` in `directory`, validate the whole set and build the graph."""
