@@ -146,8 +146,8 @@ def mask_jwt(token: str) -> str:
     """Return the compact JWT `token` with its signature replaced by `SIGNATURE_MASK`.
 
     Header and claims stay, because they carry what a diagnosis needs (issuer,
-    audience, expiry, key id) and cannot be replayed without the signature;
-    only personal claims are masked (see `mask_personal_claims`).
+    audience, expiry, key id) and cannot be replayed without the signature.
+    Only personal claims are masked (see `mask_personal_claims`).
     A token without a signature (`alg: none`) is returned unchanged, and text
     that is not a compact JWS is masked whole.
     """

@@ -1,4 +1,4 @@
-"""What happened when: the timeline, the milestones and the resolution of an incident.
+"""The timeline, the milestones and the resolution of an incident.
 
 Owns how journal entries and timed evidence become timeline entries, and
 where each milestone falls (from the journal, the evidence or the scan),

@@ -7,7 +7,7 @@ the handshake before s_client exits.
 
 A port-forwarded connection enters the pod's network namespace on
 127.0.0.1, and Istio's iptables rules do not redirect loopback traffic to
-the sidecar. So the probe sees the listener that really owns the port: an
+the sidecar. So the probe connects to the listener that really owns the port: an
 ingress gateway's Envoy, or an app that terminates TLS itself. For a
 sidecar-injected app port it reaches the app directly, and the sidecar's
 certificate comes from the `kubectl.admin-certs` probe instead.
