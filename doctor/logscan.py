@@ -496,7 +496,7 @@ def _failing_mask(code: pa.Array, flags: pa.Array, value_of) -> pa.Array | None:
     failing = []
     for value in pc.unique(pair).to_pylist():
         raw_code, raw_flags = value.split("\x1f", 1)
-        if is_failure(accesslog._int(value_of(raw_code)), accesslog._flags(value_of(raw_flags))):
+        if is_failure(accesslog.parse_int(value_of(raw_code)), accesslog.parse_flags(value_of(raw_flags))):
             failing.append(value)
     if not failing:
         return None
@@ -509,8 +509,8 @@ def _count_kinds(table: pa.Table, value_of, batch: Batch) -> None:
         ("second", "first"), ("second", "last")])
     columns = {name: grouped.column(name).to_pylist() for name in grouped.column_names}
     for index, count in enumerate(columns["count_all"]):
-        kind = (accesslog._int(value_of(columns["code"][index])),
-                accesslog._flags(value_of(columns["flags"][index])),
+        kind = (accesslog.parse_int(value_of(columns["code"][index])),
+                accesslog.parse_flags(value_of(columns["flags"][index])),
                 value_of(columns["details"][index]))
         batch.add_kind(kind, KindSpan(
             count, columns["line_min"][index], _minute_checked(columns["second_first"][index]),
@@ -523,10 +523,10 @@ def _row(source: str, line: int, raw: dict[str, str | None], value_of) -> Row:
         source=source,
         line=line,
         second=_minute_checked(raw["second"]),
-        response_code=accesslog._int(code),
-        response_flags=accesslog._flags(value_of(raw["flags"])),
+        response_code=accesslog.parse_int(code),
+        response_flags=accesslog.parse_flags(value_of(raw["flags"])),
         response_code_details=value_of(raw["details"]),
-        upstream_cluster=accesslog._cluster(value_of(raw["cluster"])),
+        upstream_cluster=accesslog.strip_cluster_suffix(value_of(raw["cluster"])),
         route_name=value_of(raw["route"]),
         authority=value_of(raw["authority"]),
         path=value_of(raw["path"]),
@@ -541,10 +541,10 @@ def _normal_key(raw: Sequence[str | None], value_of) -> tuple:
     valid = None if minute is None else valid_second(minute + ":00")
     return (
         None if valid is None else minute,
-        accesslog._int(value_of(code)),
-        accesslog._flags(value_of(flags)),
+        accesslog.parse_int(value_of(code)),
+        accesslog.parse_flags(value_of(flags)),
         value_of(details),
-        accesslog._cluster(value_of(cluster)),
+        accesslog.strip_cluster_suffix(value_of(cluster)),
         value_of(route),
         value_of(authority),
     )
@@ -555,7 +555,7 @@ def _minute_checked(second: str | None) -> str | None:
 
 
 def _text_value(token: str | None) -> str | None:
-    return accesslog._dash(token)
+    return accesslog.none_if_dash(token)
 
 
 @lru_cache(maxsize=65536)
@@ -564,7 +564,7 @@ def _json_value(token: str | None) -> str | None:
     if token is None or token == "null":
         return None
     if token.startswith('"'):
-        return accesslog._dash(token[1:-1])
+        return accesslog.none_if_dash(token[1:-1])
     return str(int(token))
 
 
@@ -598,7 +598,7 @@ def _scan_slow(source: str, first_line: int, lines: Sequence[str], count: int,
             continue
 
         if stripped.startswith("{"):
-            consumed, item = accesslog._read_json(source, _Window(lines, count), index)
+            consumed, item = accesslog.read_json_object(source, _Window(lines, count), index)
             item = _renumber(item, first_line)
             if isinstance(item, AccessLogEntry):
                 batch.add_row(row_from_entry(item), window)
@@ -617,17 +617,17 @@ def _scan_slow(source: str, first_line: int, lines: Sequence[str], count: int,
                 index = next(pending, None)
             continue
 
-        entry = accesslog._from_text(source, number, line.rstrip("\r\n"))
+        entry = accesslog.parse_text_line(source, number, line.rstrip("\r\n"))
         if entry is not None:
             batch.add_row(row_from_entry(entry), window)
         else:
-            batch.problems.append(ParseProblem(source, number, accesslog._text_problem(stripped)))
+            batch.problems.append(ParseProblem(source, number, accesslog.describe_text_problem(stripped)))
         index = next(pending, None)
     return count, absorbed
 
 
 class _Window:
-    """A read-only list view of the first `count` lines, as `_read_json` expects."""
+    """A read-only list view of the first `count` lines, as `read_json_object` expects."""
 
     def __init__(self, lines: Sequence[str], count: int) -> None:
         self._lines = lines

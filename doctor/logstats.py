@@ -28,7 +28,6 @@ from doctor.logscan import (
     KEY_FIELDS,
     Batch,
     KindSpan,
-    caller_of,
     is_failure,
     row_from_entry,
     scan_text,
@@ -682,7 +681,7 @@ def _line_second(line: str) -> str | None:
     match = _TEXT_TIME.search(line) or _JSON_TIME.search(line)
     if match is None:
         return None
-    return second_of(accesslog._timestamp(match.group(1)))
+    return second_of(accesslog.parse_timestamp(match.group(1)))
 
 
 def _shifted(second: str, delta: timedelta) -> str:

@@ -21,7 +21,7 @@ import logging
 import re
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 from doctor.model import Document, ParseProblem, ParseResult
 
@@ -164,7 +164,7 @@ def parse_line(source: str, line_number: int, line: str) -> AccessLogEntry | Non
         if not _is_access_json(value):
             return None
         return _from_json(source, line_number, stripped, value, None)
-    return _from_text(source, line_number, line.rstrip("\r\n"))
+    return parse_text_line(source, line_number, line.rstrip("\r\n"))
 
 
 def _scan(doc: Document) -> Iterator[AccessLogEntry | ParseProblem]:
@@ -179,7 +179,7 @@ def _scan(doc: Document) -> Iterator[AccessLogEntry | ParseProblem]:
             continue
 
         if stripped.startswith("{"):
-            consumed, item = _read_json(doc.source, lines, index)
+            consumed, item = read_json_object(doc.source, lines, index)
             yield item
             if isinstance(item, ParseProblem):
                 # Each further line of an object that is not an entry is reported too.
@@ -190,22 +190,24 @@ def _scan(doc: Document) -> Iterator[AccessLogEntry | ParseProblem]:
             index += consumed
             continue
 
-        entry = _from_text(doc.source, line_number, line.rstrip("\r\n"))
+        entry = parse_text_line(doc.source, line_number, line.rstrip("\r\n"))
         if entry is not None:
             yield entry
         else:
-            yield ParseProblem(doc.source, line_number, _text_problem(stripped))
+            yield ParseProblem(doc.source, line_number, describe_text_problem(stripped))
         index += 1
 
 
-def _text_problem(stripped: str) -> str:
+def describe_text_problem(stripped: str) -> str:
+    """Return the problem message for a stripped line that is not an access-log entry."""
     if _TEXT_START.search(stripped):
         return ("line starts like an Envoy TEXT access-log entry but its fields do not match "
                 "Istio's default format or Envoy's default format (truncated or custom format?)")
     return "not an Envoy access-log entry (neither Istio/Envoy TEXT format nor a JSON object)"
 
 
-def _read_json(source: str, lines: list[str], start: int) -> tuple[int, AccessLogEntry | ParseProblem]:
+def read_json_object(source: str, lines: Sequence[str],
+                     start: int) -> tuple[int, AccessLogEntry | ParseProblem]:
     """Read a JSON object starting at `lines[start]`, on one line or pretty-printed.
 
     Returns how many lines it consumed and the entry or a problem. A block that
@@ -259,24 +261,24 @@ def _is_access_json(value: Any) -> bool:
 def _from_json(source: str, line_number: int, text: str, value: dict[str, Any],
                end_line: int | None) -> AccessLogEntry:
     fields = {field: _json_string(value.get(key)) for key, field in _JSON_KEYS.items()}
-    cluster = _cluster(fields["upstream_cluster"])
+    cluster = strip_cluster_suffix(fields["upstream_cluster"])
     return AccessLogEntry(
         source=source,
         line=line_number,
         text=text,
-        timestamp=_timestamp(fields["timestamp"]),
+        timestamp=parse_timestamp(fields["timestamp"]),
         method=fields["method"],
         path=fields["path"],
         protocol=fields["protocol"],
-        response_code=_int(fields["response_code"]),
-        response_flags=_flags(fields["response_flags"]),
+        response_code=parse_int(fields["response_code"]),
+        response_flags=parse_flags(fields["response_flags"]),
         response_code_details=fields["response_code_details"],
         connection_termination_details=fields["connection_termination_details"],
         upstream_transport_failure_reason=fields["upstream_transport_failure_reason"],
-        bytes_received=_int(fields["bytes_received"]),
-        bytes_sent=_int(fields["bytes_sent"]),
-        duration_ms=_int(fields["duration_ms"]),
-        upstream_service_time_ms=_int(fields["upstream_service_time_ms"]),
+        bytes_received=parse_int(fields["bytes_received"]),
+        bytes_sent=parse_int(fields["bytes_sent"]),
+        duration_ms=parse_int(fields["duration_ms"]),
+        upstream_service_time_ms=parse_int(fields["upstream_service_time_ms"]),
         x_forwarded_for=fields["x_forwarded_for"],
         user_agent=fields["user_agent"],
         request_id=fields["request_id"],
@@ -294,7 +296,8 @@ def _from_json(source: str, line_number: int, text: str, value: dict[str, Any],
     )
 
 
-def _from_text(source: str, line_number: int, line: str) -> AccessLogEntry | None:
+def parse_text_line(source: str, line_number: int, line: str) -> AccessLogEntry | None:
+    """Parse a line in Istio's or Envoy's TEXT format, or return None when it fits neither."""
     match = _ISTIO_TEXT.search(line)
     istio = match is not None
     if match is None:
@@ -303,9 +306,9 @@ def _from_text(source: str, line_number: int, line: str) -> AccessLogEntry | Non
         return None
 
     fields = match.groupdict()
-    value = {name: _dash(text) for name, text in fields.items()}
+    value = {name: none_if_dash(text) for name, text in fields.items()}
     raw_cluster = value.get("cluster")
-    cluster = _cluster(raw_cluster)
+    cluster = strip_cluster_suffix(raw_cluster)
     if not istio:
         log_format = "text-envoy"
     elif raw_cluster is not None and raw_cluster.endswith(";"):
@@ -317,19 +320,19 @@ def _from_text(source: str, line_number: int, line: str) -> AccessLogEntry | Non
         source=source,
         line=line_number,
         text=line,
-        timestamp=_timestamp(value["start"]),
+        timestamp=parse_timestamp(value["start"]),
         method=value["method"],
         path=value["path"],
         protocol=value["protocol"],
-        response_code=_int(value["code"]),
-        response_flags=_flags(value["flags"]),
+        response_code=parse_int(value["code"]),
+        response_flags=parse_flags(value["flags"]),
         response_code_details=value.get("details"),
         connection_termination_details=value.get("termination"),
         upstream_transport_failure_reason=value.get("transport_failure"),
-        bytes_received=_int(value["received"]),
-        bytes_sent=_int(value["sent"]),
-        duration_ms=_int(value["duration"]),
-        upstream_service_time_ms=_int(value["service_time"]),
+        bytes_received=parse_int(value["received"]),
+        bytes_sent=parse_int(value["sent"]),
+        duration_ms=parse_int(value["duration"]),
+        upstream_service_time_ms=parse_int(value["service_time"]),
         x_forwarded_for=value["xff"],
         user_agent=value["user_agent"],
         request_id=value["request_id"],
@@ -346,7 +349,8 @@ def _from_text(source: str, line_number: int, line: str) -> AccessLogEntry | Non
     )
 
 
-def _dash(value: str | None) -> str | None:
+def none_if_dash(value: str | None) -> str | None:
+    """Return None for a field that Envoy logs as `-` or leaves empty, else the value."""
     if value is None or value in ("-", ""):
         return None
     return value
@@ -357,10 +361,11 @@ def _json_string(value: Any) -> str | None:
         return None
     if isinstance(value, bool):
         return str(value).lower()
-    return _dash(str(value))
+    return none_if_dash(str(value))
 
 
-def _int(value: str | None) -> int | None:
+def parse_int(value: str | None) -> int | None:
+    """Parse a decimal field; return None when it is absent or not an integer."""
     if value is None:
         return None
     try:
@@ -369,13 +374,15 @@ def _int(value: str | None) -> int | None:
         return None
 
 
-def _flags(value: str | None) -> tuple[str, ...]:
+def parse_flags(value: str | None) -> tuple[str, ...]:
+    """Split `%RESPONSE_FLAGS%` at commas; `-` and None give an empty tuple."""
     if value is None:
         return ()
     return tuple(flag for flag in value.split(",") if flag and flag != "-")
 
 
-def _timestamp(value: str | None) -> datetime | None:
+def parse_timestamp(value: str | None) -> datetime | None:
+    """Parse an ISO 8601 start time; return None when it is absent or invalid."""
     if value is None:
         return None
     try:
@@ -384,7 +391,7 @@ def _timestamp(value: str | None) -> datetime | None:
         return None
 
 
-def _cluster(value: str | None) -> str | None:
+def strip_cluster_suffix(value: str | None) -> str | None:
     """Return the cluster name without the `;` that Istio 1.24+ stat names end with."""
     if value is None:
         return None
