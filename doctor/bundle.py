@@ -161,7 +161,7 @@ def read_manifest(directory: str | os.PathLike[str]) -> dict[str, Any]:
     manifest_path = root / MANIFEST_NAME
     if not manifest_path.is_file():
         raise BundleError(f"{manifest_path} not found; {root} is not a Mesh Doctor bundle "
-                          "(pass the bundle folder, the one that holds manifest.json)")
+                          "(pass the bundle folder, the one that contains manifest.json)")
     try:
         manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, ValueError) as error:
@@ -336,7 +336,7 @@ def pack_bundle(directory: str | os.PathLike[str], archive: str | os.PathLike[st
 
 
 def unpack_bundle(archive: str | os.PathLike[str], destination: str | os.PathLike[str]) -> Path:
-    """Extract a bundle archive into `destination` and return the folder that holds manifest.json.
+    """Extract a bundle archive into `destination` and return the folder that contains manifest.json.
 
     Extraction uses tarfile's "data" filter, which rejects absolute paths,
     ".." and links that point outside `destination`. Raises BundleError for
@@ -352,12 +352,12 @@ def unpack_bundle(archive: str | os.PathLike[str], destination: str | os.PathLik
 
     candidates = sorted(p.parent for p in destination.rglob(MANIFEST_NAME))
     if not candidates:
-        raise BundleError(f"{archive} holds no {MANIFEST_NAME}; it is not a Mesh Doctor bundle")
+        raise BundleError(f"{archive} contains no {MANIFEST_NAME}, so it is not a Mesh Doctor bundle")
     return min(candidates, key=lambda p: len(p.parts))
 
 
 def remove_bundle(directory: str | os.PathLike[str]) -> None:
-    """Delete a bundle folder; raises BundleError unless it holds a bundle manifest."""
+    """Delete a bundle folder; raises BundleError unless it contains a bundle manifest."""
     root = Path(directory)
     read_manifest(root)
     shutil.rmtree(root)

@@ -283,7 +283,7 @@ def test_unpack_without_manifest(tmp_path):
     with tarfile.open(archive, "w:gz") as tar:
         tar.add(ACCESS_LOG, arcname="logs/access.log")
 
-    with pytest.raises(BundleError, match="holds no manifest.json"):
+    with pytest.raises(BundleError, match="contains no manifest.json"):
         unpack_bundle(archive, tmp_path / "dest")
 
 
