@@ -397,7 +397,7 @@ class Runner:
         command runs, from a thread of `sh`; the observation still has all of it.
 
         stdin is an empty pipe, so a program that reads it (openssl s_client)
-        sees end of file at once. stderr is kept apart from the output unless
+        reads end of file at once. stderr is kept apart from the output unless
         `merge_stderr` is True. When kept apart, it becomes the reason of a
         failed run and is appended, prefixed with "stderr:", to the reason of
         a successful one. Raises `MutatingCommandError` for a mutating command
