@@ -221,7 +221,7 @@ def client_sidecar(
     """Build the bootstrap of the caller's sidecar: one outbound HTTP route to `service`.
 
     `source_address` is the loopback address the sidecar connects from, so
-    the server sees the caller at its own pod IP. `server_address` is where
+    the server receives connections from the caller's own pod IP. `server_address` is where
     the server listens, and `route_timeout` is a VirtualService timeout
     ("0s", Istio's default, waits forever).
     `originate_mtls` False is what a DestinationRule with `tls.mode: DISABLE`
@@ -351,7 +351,7 @@ def _outbound_cluster(service: Service, port: int, transport_socket: dict[str, A
             "max_ejection_percent": 100, "enforcing_consecutive_5xx": 100,
             "consecutive_gateway_failure": 1, "enforcing_consecutive_gateway_failure": 100}
         # istiod sets the panic threshold to 0 whenever outlier detection is on,
-        # so with every host ejected Envoy answers 503 UH instead of using them anyway.
+        # so with every host ejected Envoy responds with 503 UH instead of using them anyway.
         cluster["common_lb_config"] = {"healthy_panic_threshold": {"value": 0}}
     return cluster
 
@@ -399,7 +399,7 @@ def jwt_authn_filter(issuer: str, jwks_json: str | None, *, audiences: list[str]
 
 @dataclass(frozen=True)
 class RemoteJwks:
-    """Where a jwt_authn provider fetches its JWKS: the URI and the cluster that reaches its host."""
+    """The remote JWKS source of a jwt_authn provider: its URI and the cluster that reaches its host."""
 
     uri: str
     cluster: str
@@ -486,7 +486,7 @@ def server_sidecar(
     `require_mtls` False is PeerAuthentication DISABLE: the inbound filter
     chain has no TLS and takes any bytes as HTTP. The listener logs connections that never
     reach HTTP for lack of a filter chain (flag NR) to the same access log,
-    as Istio's listener-level access log does; `connection_log_path` gets a
+    as Istio's listener-level access log does. `connection_log_path` gets a
     JSON line for every connection, with the downstream TLS failure reason.
     """
     downstream_tls = {
