@@ -12,6 +12,7 @@ import logging
 from typing import Any, Iterable, Mapping
 
 from doctor.checks import HIT, CheckRegistry, CheckResult, config_rbac, config_ratelimit, hit, miss, unknown
+from doctor.checks.config_rbac import ISTIO_MTLS_SNI_PREFIX, resource_evidence
 from doctor.facts import FactSet
 from doctor.model import Evidence
 from doctor.parsers import accesslog, envoy_admin, signatures
@@ -26,8 +27,6 @@ logger = logging.getLogger(__name__)
 
 # Evidence lists are capped so one huge input does not flood a report; counts stay exact.
 MAX_EVIDENCE = 5
-# Istio names the SNI of sidecar-to-sidecar mTLS `outbound_.PORT_.SUBSET_.HOST`.
-ISTIO_MTLS_SNI_PREFIX = "outbound_."
 CONNECT_FAILURE_FLAGS = frozenset({"UF", "UC", "URX"})
 CONNECT_FAILURE_SIGNATURES = ("envoy-upstream-reset-before-headers", "traffic-upstream-reset-without-reason")
 
@@ -82,18 +81,6 @@ def register(registry: CheckRegistry) -> None:
 
 
 # --- evidence helpers -------------------------------------------------------------------------
-
-def resource_evidence(resource: IstioResource, path: str | None, note: str,
-                      supports: bool = True) -> Evidence:
-    """Cite a spec path of a resource (its nearest known ancestor), or its kind line."""
-    line = resource.line_of(path) if path else (resource.kind_line or resource.line)
-    return Evidence(resource.source, line, resource.text_of(line).strip() or resource.ref, supports, note)
-
-
-def kind_evidence(resource: IstioResource, note: str, supports: bool = True) -> Evidence:
-    line = resource.kind_line or resource.line
-    return Evidence(resource.source, line, resource.text_of(line).strip() or resource.ref, supports, note)
-
 
 def entry_evidence(entry: AccessLogEntry, note: str = "", supports: bool = True) -> Evidence:
     return Evidence(entry.source, entry.line, entry.text, supports, note)
@@ -153,7 +140,7 @@ def strict_mtls_in_force(facts: FactSet, args: Mapping[str, Any]) -> CheckResult
     evidence = []
     for resource in strict:
         scope = "mesh-wide" if is_mesh_wide(resource) else f"namespace {resource.namespace}"
-        evidence.append(kind_evidence(resource, f"{resource.ref} requires mTLS ({scope})"))
+        evidence.append(resource_evidence(resource, None, f"{resource.ref} requires mTLS ({scope})"))
         evidence.append(resource_evidence(resource, "mtls.mode", "mode STRICT"))
 
     listeners = _strict_inbound_listeners(facts)
@@ -277,8 +264,8 @@ def dr_tls_overrides_mtls(facts: FactSet, args: Mapping[str, Any]) -> CheckResul
     evidence.extend(_plaintext_clusters(facts, strict_namespaces))
     if evidence:
         if legacy:
-            evidence.append(kind_evidence(legacy[0], f"{legacy[0].ref}: the pre-1.6 authentication API is "
-                                                     "in use, so auto mTLS is not in force"))
+            evidence.append(resource_evidence(legacy[0], None, f"{legacy[0].ref}: the pre-1.6 authentication API "
+                                                                "is in use, so auto mTLS is not in force"))
         return hit(*capped(evidence), count=len(evidence))
     if not rules and not facts.of(EnvoyCluster):
         return unknown(f"no DestinationRule and no client cluster config among the inputs; {COLLECT_POLICIES}, "

@@ -30,6 +30,7 @@ logger = logging.getLogger(__name__)
 
 MAX_EVIDENCE = 5
 DENIED_PREFIX = "rbac_access_denied_matched_policy["
+# Istio names the SNI of sidecar-to-sidecar mTLS `outbound_.PORT_.SUBSET_.HOST`.
 ISTIO_MTLS_SNI_PREFIX = "outbound_."
 _ISTIO_POLICY_NAME = re.compile(r"^ns\[(?P<namespace>[^\]]*)\]-policy\[(?P<name>[^\]]*)\]-rule\[(?P<rule>\d+)\]$")
 
@@ -172,8 +173,8 @@ def _find_deny_policy(policy_name: str, policies: dict, filters: list[RbacFilter
         namespace, name, rule_index = parsed
         resource = policies.get((namespace, name))
         if resource is not None and str(resource.spec.get("action", "ALLOW")).upper() == "DENY":
-            evidence.append(_resource_evidence(resource, None, f"{resource.ref} has action DENY"))
-            evidence.append(_resource_evidence(resource, f"rules.{rule_index}",
+            evidence.append(resource_evidence(resource, None, f"{resource.ref} has action DENY"))
+            evidence.append(resource_evidence(resource, f"rules.{rule_index}",
                                                f"rule {rule_index} of {resource.ref} matched the request"))
     for rbac in filters:
         for policy in rbac.policies:
@@ -184,7 +185,8 @@ def _find_deny_policy(policy_name: str, policies: dict, filters: list[RbacFilter
     return evidence
 
 
-def _resource_evidence(resource: IstioResource, path: str | None, note: str, supports: bool = True) -> Evidence:
+def resource_evidence(resource: IstioResource, path: str | None, note: str, supports: bool = True) -> Evidence:
+    """Cite a spec path of a resource (its nearest known ancestor), or its kind line."""
     line = resource.line_of(path) if path else (resource.kind_line or resource.line)
     return Evidence(resource.source, line, resource.text_of(line).strip() or resource.ref, supports, note)
 
@@ -207,7 +209,7 @@ def allow_policy_exists(facts: FactSet, args: Mapping[str, Any]) -> CheckResult:
     for resource in policies:
         rules = resource.spec.get("rules")
         detail = "allows nothing (no rules)" if not rules else f"allows only what its {len(rules)} rule(s) match"
-        evidence.append(_resource_evidence(resource, None, f"{resource.ref} {detail}; every other request "
+        evidence.append(resource_evidence(resource, None, f"{resource.ref} {detail}; every other request "
                                                            "to the workload is denied"))
     for rbac in filters:
         evidence.append(Evidence(rbac.source, rbac.line, rbac.text,
@@ -237,7 +239,7 @@ def allowed_identities(facts: FactSet) -> tuple[list[AllowedIdentity], list[Evid
         for rule_index, rule in enumerate(rules):
             sources = rule.get("from") if isinstance(rule, dict) else None
             if not sources:
-                open_rules.append(_resource_evidence(resource, f"rules.{rule_index}",
+                open_rules.append(resource_evidence(resource, f"rules.{rule_index}",
                                                      f"rule {rule_index} of {resource.ref} has no `from`: "
                                                      "any caller matches", supports=False))
                 continue
@@ -248,11 +250,11 @@ def allowed_identities(facts: FactSet) -> tuple[list[AllowedIdentity], list[Evid
                 base = f"rules.{rule_index}.from.{source_index}.source"
                 for kind, key in (("principal", "principals"), ("namespace", "namespaces")):
                     for value_index, value in enumerate(source.get(key) or []):
-                        evidence = _resource_evidence(resource, f"{base}.{key}.{value_index}",
+                        evidence = resource_evidence(resource, f"{base}.{key}.{value_index}",
                                                       f"{resource.ref} allows {kind} {value}")
                         identities.append(AllowedIdentity(kind, str(value), evidence))
                 if not source.get("principals") and not source.get("namespaces"):
-                    open_rules.append(_resource_evidence(resource, base, f"a source of {resource.ref} names no "
+                    open_rules.append(resource_evidence(resource, base, f"a source of {resource.ref} names no "
                                                                          "principal or namespace",
                                                          supports=False))
     for rbac in _allow_filters(facts):
@@ -397,12 +399,12 @@ def mtls_not_in_force_for_principals(facts: FactSet, args: Mapping[str, Any]) ->
             continue
         line_path = "mtls.mode"
         if mode in ("PERMISSIVE", "DISABLE"):
-            evidence.append(_resource_evidence(resource, line_path,
+            evidence.append(resource_evidence(resource, line_path,
                                                f"{resource.ref} mode {mode}: plaintext callers reach the "
                                                "workload with no peer identity, so principal rules cannot "
                                                "match them"))
         elif mode == "STRICT":
-            against.append(_resource_evidence(resource, line_path, f"{resource.ref} requires mTLS",
+            against.append(resource_evidence(resource, line_path, f"{resource.ref} requires mTLS",
                                               supports=False))
 
     for entry in _inbound_denied_entries(facts):
