@@ -63,8 +63,8 @@ class _CheckRunner:
             return CheckResult(UNKNOWN, reason=f"check {ref.check_id!r} is not registered")
 
         if spec.needs and not any(self._facts.has_kind(kind) for kind in spec.needs):
-            wanted = " or ".join(spec.needs)
-            return CheckResult(UNKNOWN, reason=f"no input of kind {wanted} was read")
+            expected = " or ".join(spec.needs)
+            return CheckResult(UNKNOWN, reason=f"no input of kind {expected} was read")
 
         try:
             return spec.function(self._facts, ref.args)
@@ -239,11 +239,11 @@ def _finding(verdict: _CauseVerdict, chain: tuple[str, ...], facts: FactSet) -> 
                 evidence.append(item)
                 continue
             # Two checks cited the same line: keep one entry with both notes.
-            kept = evidence[position[key]]
-            if item.note and item.note not in kept.note:
-                note = "; ".join(part for part in (kept.note, item.note) if part)
-                evidence[position[key]] = Evidence(kept.source, kept.line, kept.text,
-                                                   kept.supports, note)
+            first = evidence[position[key]]
+            if item.note and item.note not in first.note:
+                note = "; ".join(part for part in (first.note, item.note) if part)
+                evidence[position[key]] = Evidence(first.source, first.line, first.text,
+                                                   first.supports, note)
     evidence.sort(key=lambda item: not item.supports)
 
     cause = verdict.cause

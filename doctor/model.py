@@ -1,8 +1,8 @@
 """Shared records of the core: input documents, parse results, evidence and observations.
 
 Every parser receives a `Document` and returns a `ParseResult`. Facts are frozen
-dataclasses defined next to the parser that makes them; each carries `source`
-and `line` so a finding can cite where it came from.
+dataclasses defined next to the parser that makes them. Each carries `source`
+and `line`, so a finding can cite where it came from.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ class ParseResult:
 
 @dataclass(frozen=True)
 class Evidence:
-    """One cited line: where it is, what it says, and whether it supports the cause."""
+    """One cited line: its location, its text, and whether it supports the cause."""
 
     source: str
     line: int | None

@@ -52,7 +52,7 @@ STRUCTURED_PARSERS: tuple[ModuleType, ...] = (
 )
 
 # Both read lists of Kubernetes objects, so a mixed `kubectl get pods,peerauthentications
-# -o yaml` goes to each of them and each keeps the objects it knows.
+# -o yaml` goes to each of them and each keeps the objects of its own kinds.
 OBJECT_PARSERS: tuple[ModuleType, ...] = (kube, istio)
 
 

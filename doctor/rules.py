@@ -2,7 +2,7 @@
 
 `rules/*.yaml` declare symptoms, causes, the checks that confirm or rule out
 each cause, the links from a cause to its deeper causes, and the playbook of
-each cause. `rules/signatures.yaml` holds the catalogue of known error
+each cause. `rules/signatures.yaml` contains the catalogue of known error
 signatures. Loading validates the whole set at once (unknown keys, missing
 keys, duplicate ids, dangling references, unknown check ids and arguments,
 cycles) and raises `RuleLoadError` with every problem's file, rule id, key
@@ -33,7 +33,7 @@ CHECK_REF_KEYS = {"check", "args", "weight"}
 
 @dataclass(frozen=True)
 class RuleProblem:
-    """One validation error, located as precisely as the loader knows."""
+    """One validation error, with the most precise location the loader recorded."""
 
     source: str
     line: int | None

@@ -165,10 +165,10 @@ def slow_requests(facts: FactSet, args: Mapping[str, Any]) -> CheckResult:
 
 
 def signature_matched(facts: FactSet, args: Mapping[str, Any]) -> CheckResult:
-    wanted = str(args["signature"])
-    matches = [match for match in facts.of(SignatureMatch) if match.signature_id == wanted]
+    signature_id = str(args["signature"])
+    matches = [match for match in facts.of(SignatureMatch) if match.signature_id == signature_id]
     if not matches:
-        return miss(reason=f"no line matches the signature {wanted}")
+        return miss(reason=f"no line matches the signature {signature_id}")
     return hit(*(_match_evidence(match) for match in matches[:MAX_EVIDENCE]), count=len(matches))
 
 
