@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from doctor.checks import CheckRegistry, CheckResult, hit, miss, unknown
+from doctor.checks.traffic import host_ip
 from doctor.facts import FactSet
 from doctor.model import Evidence
 from doctor.parsers import accesslog, signatures
@@ -294,14 +295,6 @@ def allow_policy_requires_principals(facts: FactSet, args: Mapping[str, Any]) ->
 
 # --- caller identity --------------------------------------------------------------------------
 
-def _host(address: str | None) -> str | None:
-    if not address:
-        return None
-    if address.startswith("["):
-        return address[1:address.find("]")]
-    return address.rsplit(":", 1)[0] if address.count(":") == 1 else address
-
-
 def principal_of(pod: PodInfo) -> str:
     return f"cluster.local/ns/{pod.namespace or 'default'}/sa/{pod.service_account or 'default'}"
 
@@ -342,11 +335,11 @@ def caller_principal_not_allowed(facts: FactSet, args: Mapping[str, Any]) -> Che
                 pods_by_ip[address] = pod
     callers = {}
     for denial in denied:
-        host = _host(denial.entry.downstream_remote_address)
+        host = host_ip(denial.entry.downstream_remote_address)
         if host and host in pods_by_ip:
             callers.setdefault(principal_of(pods_by_ip[host]), (pods_by_ip[host], denial))
     if not callers:
-        addresses = sorted({_host(denial.entry.downstream_remote_address) or "-" for denial in denied})
+        addresses = sorted({host_ip(denial.entry.downstream_remote_address) or "-" for denial in denied})
         return unknown(f"no pod among the inputs has the address of a denied caller ({', '.join(addresses[:3])}); "
                        f"{COLLECT_PODS}")
 
@@ -364,7 +357,7 @@ def caller_principal_not_allowed(facts: FactSet, args: Mapping[str, Any]) -> Che
             continue
         evidence.append(Evidence(pod.source, pod.line, f"{pod.namespace}/{pod.name} service account "
                                                        f"{pod.service_account or 'default'}",
-                                 note=f"the denied caller at {_host(denial.entry.downstream_remote_address)} "
+                                 note=f"the denied caller at {host_ip(denial.entry.downstream_remote_address)} "
                                       f"is {principal}"))
         evidence.append(_denial_evidence(denial, "denied: no ALLOW policy matched"))
         evidence.extend(identity.evidence for identity in identities[:3])

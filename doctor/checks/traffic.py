@@ -487,7 +487,7 @@ def _failed_by_host(facts: FactSet, include_5xx: bool = False) -> dict[str, list
     """Group failed requests by upstream host IP (the host part of `ip:port`)."""
     failed: dict[str, list[AccessLogEntry]] = {}
     for entry in facts.of(AccessLogEntry):
-        host = _host_ip(entry.upstream_host)
+        host = host_ip(entry.upstream_host)
         if host is None:
             continue
         local_failure = bool(UPSTREAM_FAILURE_FLAGS.intersection(entry.response_flags))
@@ -503,15 +503,15 @@ def _entries_for_pod(pod: PodInfo, failed: Mapping[str, Sequence[AccessLogEntry]
     return sorted(entries, key=_entry_order)
 
 
-def _host_ip(upstream_host: str | None) -> str | None:
-    """Return the IP of `10.0.0.1:8080` or `[fd00::1]:8080`."""
-    if not upstream_host:
+def host_ip(address: str | None) -> str | None:
+    """Return the IP of `10.0.0.1:8080` or `[fd00::1]:8080`, or a bare IP as it is."""
+    if not address:
         return None
-    if upstream_host.startswith("["):
-        return upstream_host[1:].split("]", 1)[0]
-    if upstream_host.count(":") == 1:
-        return upstream_host.rsplit(":", 1)[0]
-    return upstream_host
+    if address.startswith("["):
+        return address[1:].split("]", 1)[0]
+    if address.count(":") == 1:
+        return address.rsplit(":", 1)[0]
+    return address
 
 
 def _not_ready(container: ContainerInfo) -> str | None:
