@@ -94,7 +94,7 @@ def parse_time(text: str) -> datetime:
 
 @dataclass(frozen=True)
 class Occurrence:
-    """Where an entry is: the file (with the byte offset reading began at) and the line."""
+    """Location of an entry: the file (with the byte offset reading began at) and the line."""
 
     source: str
     line: int
@@ -115,7 +115,7 @@ class FailureKind:
 
 @dataclass
 class FileReport:
-    """How one file was read."""
+    """Account of reading one file: its size, the read method, the bytes read and the counts."""
 
     path: str
     size: int
@@ -446,7 +446,7 @@ def _read_stream(handle: BinaryIO, source: str, end_offset: int | None,
 
 
 class _BinaryFile(Exception):
-    """The file starts with NUL bytes, so it is not a text log."""
+    """Raised when the file starts with NUL bytes, so it is not a text log."""
 
 
 class _CountingReader:
@@ -495,7 +495,7 @@ def _scan_stream(handle: BinaryIO, source: str, end_offset: int | None,
     """Scan chunks on worker threads and add them in file order.
 
     Arrow releases the GIL, so two chunks are scanned at once. Workers number
-    lines from 1 within their chunk; the lines are renumbered when the chunk
+    lines from 1 within their chunk. The lines are renumbered when the chunk
     is added, because only then is the number of lines before it known.
     """
     chunks = _byte_chunks(handle, end_offset)

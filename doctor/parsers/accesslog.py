@@ -6,7 +6,7 @@ The only change is the cluster field: `%UPSTREAM_CLUSTER%` became
 trailing `;`, and `%UPSTREAM_CLUSTER%` prints that stat name, so the old
 format on a new proxy shows `outbound|8080||svc.ns.svc.cluster.local;`
 (recorded from Envoy 1.40 in tests/data/recorded/). So `log_format` is
-"text-legacy" only when the cluster value ends with `;`; any other Istio
+"text-legacy" only when the cluster value ends with `;`. Any other Istio
 TEXT line reads the same under both formats and is labelled "text-1.24",
 although a proxy before Istio 1.24 may have written it. Envoy's own default
 format (no Istio fields) and JSON objects, one per line or pretty-printed
@@ -36,7 +36,7 @@ class AccessLogEntry:
 
     Fields the log shows as `-` are None (strings, numbers) or empty (flags).
     `direction` is "inbound" or "outbound" when the upstream cluster name or
-    the listener says so, else None.
+    the requested server name (SNI) shows it, else None.
     """
 
     source: str
@@ -404,7 +404,7 @@ def _direction(cluster: str | None, requested_server_name: str | None) -> str | 
             return "inbound"
         if cluster.startswith("outbound|") or cluster in ("PassthroughCluster", "BlackHoleCluster"):
             return "outbound"
-    # A server sidecar sees the SNI that the client sidecar set for the outbound cluster.
+    # A server sidecar receives the SNI that the client sidecar set for the outbound cluster.
     if requested_server_name is not None and requested_server_name.startswith("outbound_."):
         return "inbound"
     return None

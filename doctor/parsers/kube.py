@@ -7,7 +7,7 @@ OBJECT, MESSAGE, optionally NAMESPACE first). Also owns the parsing of
 Kubernetes resource quantities ("128Mi", "500M", "100m").
 
 One document yields one `ParseResult`, whose kind is `KIND_PODS` when the
-document holds any pod and `KIND_EVENTS` otherwise.
+document contains any pod and `KIND_EVENTS` otherwise.
 """
 
 from __future__ import annotations
@@ -432,7 +432,7 @@ def _table_event(source: str, line: int, cells: dict[str, str]) -> KubeEvent:
         source=source,
         line=line,
         namespace=cells.get("NAMESPACE") or None,
-        # OBJECT reads "pod/NAME"; the resource name stands in for the kind.
+        # OBJECT reads "pod/NAME", so the capitalized resource name is used as the kind.
         involved_kind=resource.capitalize() if involved_name else None,
         involved_name=involved_name or obj or None,
         event_type=cells.get("TYPE") or None,
