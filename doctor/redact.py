@@ -167,13 +167,7 @@ def mask_personal_claims(segment: str) -> str:
     A segment that does not decode to a JSON object, or contains no personal
     claim, is returned unchanged, so the original encoding stays byte for byte.
     """
-    decoded = _b64url_decode(segment)
-    if decoded is None:
-        return segment
-    try:
-        claims = json.loads(decoded)
-    except (UnicodeDecodeError, ValueError):
-        return segment
+    claims = _decode_json_segment(segment)
     if not isinstance(claims, dict):
         return segment
 
@@ -199,14 +193,19 @@ def _is_personal(claim: str, value: Any) -> bool:
 
 def looks_like_jwt_header(segment: str) -> bool:
     """Return whether the base64url `segment` decodes to a JSON object with an `alg`."""
+    header = _decode_json_segment(segment)
+    return isinstance(header, dict) and "alg" in header
+
+
+def _decode_json_segment(segment: str) -> Any:
+    """Decode a base64url JWT segment as JSON, or return None when it is not base64url JSON."""
     decoded = _b64url_decode(segment)
     if decoded is None:
-        return False
+        return None
     try:
-        header = json.loads(decoded)
+        return json.loads(decoded)
     except (UnicodeDecodeError, ValueError):
-        return False
-    return isinstance(header, dict) and "alg" in header
+        return None
 
 
 def _b64url_decode(segment: str) -> bytes | None:
