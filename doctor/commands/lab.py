@@ -1,4 +1,6 @@
-"""`mesh-doctor lab`: a mesh of real Envoy sidecars on 127.0.0.1 with injectable faults.
+"""The `mesh-doctor lab` subcommand: a mesh of real Envoy sidecars on 127.0.0.1 with injectable faults.
+
+Usage:
 
     mesh-doctor lab up                 start the lab (a daemon keeps it running)
     mesh-doctor lab list               list the faults
@@ -33,17 +35,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="folder for the running lab's state and logs "
                              "(default: $XDG_STATE_HOME/mesh-doctor/lab)")
     actions = parser.add_subparsers(dest="lab_action", metavar="ACTION")
+
     up = actions.add_parser("up", help="start the lab: upstream app, server and client sidecars")
     up.add_argument("--access-log-format", choices=("text", "json"), default="text",
                     help="access log format of both sidecars: Istio's default TEXT or its JSON (default: text)")
     up.add_argument("--envoy", metavar="PATH", help="Envoy binary to run (default: envoy on PATH)")
+
     actions.add_parser("down", help="stop the lab and check that none of its processes is left")
     actions.add_parser("list", help="list the faults the lab can inject")
     actions.add_parser("status", help="show the running lab's ports, pids and fault")
+
     inject = actions.add_parser("inject", help="restart the sidecars with a fault (see `lab list`)")
     inject.add_argument("fault", metavar="FAULT", help="name of the fault")
+
     capture = actions.add_parser("capture", help="send traffic through the lab, probe it and write a bundle")
     capture.add_argument("directory", type=Path, metavar="DIR", help="new or empty folder for the bundle")
+
     fix = actions.add_parser(
         "fix", help="remediate the running lab and report what changed: rotate-cert (new server "
                     "certificate), policy (add --allow-principal to the ALLOW policy), restart-app")
@@ -54,9 +61,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     fix.add_argument("--dry-run", action="store_true", help="print the change without making it")
     fix.add_argument("--rollback", action="store_true",
                      help="restore what the last applied REMEDY replaced")
+
     probe = actions.add_parser("probe", help="verify the running lab: send one request through both sidecars, "
                                              "or handshake with the server sidecar as the client workload")
     probe.add_argument("probe", choices=("request", "handshake"), metavar="PROBE", help="request or handshake")
+
     practice = actions.add_parser(
         "practice", help="reproduce a fault in a lab of its own and open the diagnosis of its capture in the "
                          "terminal UI; without FAULT, pick one in a list")
@@ -74,7 +83,8 @@ def run(options: argparse.Namespace) -> int:
     state_dir = options.state_dir or control.default_state_dir()
     action = options.lab_action
     if action is None:
-        print("mesh-doctor lab: choose an action: up, down, list, status, inject FAULT or capture DIR",
+        print("mesh-doctor lab: choose an action: up, down, list, status, inject FAULT, capture DIR, "
+              "fix REMEDY, probe PROBE or practice [FAULT]",
               file=sys.stderr)
         return ExitCode.USAGE
     if action == "list":
@@ -157,8 +167,9 @@ def _practice(options: argparse.Namespace) -> int:
     if name is not None and name not in FAULTS:
         print(f"mesh-doctor lab: unknown fault {name!r}; known faults: {', '.join(FAULTS)}", file=sys.stderr)
         return ExitCode.USAGE
-    if options.keep is not None and options.keep.exists() and any(options.keep.iterdir()):
-        print(f"mesh-doctor lab: {options.keep} exists and is not empty; pass a new folder", file=sys.stderr)
+    keep = options.keep
+    if keep is not None and keep.exists() and (not keep.is_dir() or any(keep.iterdir())):
+        print(f"mesh-doctor lab: {keep} exists and is not an empty folder; pass a new folder", file=sys.stderr)
         return ExitCode.USAGE
     hidden = options.random
     if name is None and not hidden:
