@@ -10,7 +10,7 @@ the first failed request).
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable, Mapping, Sequence
 
 from doctor.checks import CheckRegistry, CheckResult, hit, miss, unknown
@@ -43,7 +43,7 @@ COLLECT_USAGE = (f"collect `kubectl top pod -n NAMESPACE --containers`, or the k
 
 
 def register(registry: CheckRegistry) -> None:
-    """Register the traffic checks; each one decides itself when its inputs are absent."""
+    """Register the traffic checks. Each one decides itself when its inputs are absent."""
     registry.register(
         "traffic.response_flag", response_flag,
         "Requests with one of the Envoy response flags (optionally with a status code and a "
@@ -573,8 +573,14 @@ def _difference(first: datetime, second: datetime) -> timedelta | None:
     try:
         return abs(first - second)
     except TypeError:
-        # One time is naive and one aware; a naive time is taken as UTC, like the logs write it.
-        return abs(first.replace(tzinfo=None) - second.replace(tzinfo=None))
+        # One time is naive and one aware, so the naive time is taken as UTC, as the logs write it.
+        return abs(_as_utc(first) - _as_utc(second))
+
+
+def _as_utc(moment: datetime) -> datetime:
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc)
 
 
 def _time_range(moments: Iterable[datetime | None]) -> tuple[datetime | None, datetime | None]:
