@@ -327,7 +327,7 @@ def caller_principal_not_allowed(facts: FactSet, args: Mapping[str, Any]) -> Che
         return unknown(f"no ALLOW rule naming principals or namespaces was read; {COLLECT_POLICIES}")
 
     # NOTE: the caller's identity comes from pods only. A caller's certificate (its /certs or
-    # config dump secrets) would also name it, but a bundle rarely says which proxy is the caller.
+    # config dump secrets) would also name it, but a bundle rarely records which proxy is the caller.
     pods_by_ip: dict[str, PodInfo] = {}
     for pod in facts.of(PodInfo):
         for address in (pod.pod_ip, *pod.pod_ips):

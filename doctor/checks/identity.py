@@ -5,10 +5,10 @@ of the failing requests and with the configuration: RequestAuthentication
 jwtRules, Envoy jwt_authn providers and JWKS key ids. Certificate validity
 is compared with the time of the TLS failures.
 
-The time of a failing request comes, in this order, from the `Date` header
-of the reply that followed the token in a curl transcript, from access-log
-entries of rejected requests, and from timestamps of log lines with a known
-error signature. All three are the clock of the proxy that judged the
+The time of a failing request comes from three sources, in this order.
+First the `Date` header of the reply that followed the token in a curl
+transcript, then access-log entries of rejected requests, then timestamps
+of log lines with a known error signature. All three are the clock of the proxy that judged the
 request, which is the clock Envoy compared the token with.
 """
 

@@ -49,11 +49,11 @@ _SNIFF_HINT = re.compile(r"""["']?apiVersion["']?\s*:\s*["']?[a-z0-9.-]*istio\.i
 class IstioResource:
     """One Istio resource.
 
-    `kind` is the current kind; a legacy kind (`MeshPolicy`, the
+    `kind` is the current kind. A legacy kind (`MeshPolicy`, the
     `authentication.istio.io/v1alpha1` `Policy`, `ClusterRbacConfig`,
-    `ServiceRole`, `ServiceRoleBinding`) is kept in `legacy_kind` and its spec
+    `ServiceRole`, `ServiceRoleBinding`) is kept in `legacy_kind`, and its spec
     is translated into the current kind's meaning in `spec`, while
-    `original_spec` keeps what the file said. `line` is the line of the
+    `original_spec` keeps the spec as the file wrote it. `line` is the line of the
     resource's first key; `key_lines` maps dotted key paths of the spec
     (such as "trafficPolicy.tls.mode") to their line in the source when the
     YAML loader knows it.
