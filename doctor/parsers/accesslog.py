@@ -75,22 +75,27 @@ class AccessLogEntry:
 # the prefix every TEXT format here shares. A prefix before the `[` (such as
 # the timestamp `kubectl logs --timestamps` adds) is allowed.
 _REQUEST = (
-    r'\[(?P<start>[^\]]+)\] "(?P<method>\S+) (?P<path>\S+) (?P<protocol>\S+)" '
-    r"(?P<code>\d+) (?P<flags>\S+) "
+    r'\[(?P<timestamp>[^\]]+)\] "(?P<method>\S+) (?P<path>\S+) (?P<protocol>\S+)" '
+    r"(?P<response_code>\d+) (?P<response_flags>\S+) "
 )
-# Istio's TEXT format, from %RESPONSE_CODE_DETAILS% to %ROUTE_NAME%.
+# Istio's TEXT format, from %RESPONSE_CODE_DETAILS% to %ROUTE_NAME%. Group
+# names are AccessLogEntry field names.
 _ISTIO_REST = (
-    r'(?P<details>\S+) (?P<termination>\S+) "(?P<transport_failure>[^"]*)" '
-    r"(?P<received>\S+) (?P<sent>\S+) (?P<duration>\S+) (?P<service_time>\S+) "
-    r'"(?P<xff>[^"]*)" "(?P<user_agent>.*?)" "(?P<request_id>[^"]*)" "(?P<authority>[^"]*)" '
-    r'"(?P<upstream_host>[^"]*)" (?P<cluster>\S+) (?P<upstream_local>\S+) '
-    r"(?P<downstream_local>\S+) (?P<downstream_remote>\S+) (?P<sni>\S+) (?P<route>\S+)\s*$"
+    r"(?P<response_code_details>\S+) (?P<connection_termination_details>\S+) "
+    r'"(?P<upstream_transport_failure_reason>[^"]*)" '
+    r"(?P<bytes_received>\S+) (?P<bytes_sent>\S+) (?P<duration_ms>\S+) "
+    r"(?P<upstream_service_time_ms>\S+) "
+    r'"(?P<x_forwarded_for>[^"]*)" "(?P<user_agent>.*?)" "(?P<request_id>[^"]*)" '
+    r'"(?P<authority>[^"]*)" "(?P<upstream_host>[^"]*)" (?P<upstream_cluster>\S+) '
+    r"(?P<upstream_local_address>\S+) (?P<downstream_local_address>\S+) "
+    r"(?P<downstream_remote_address>\S+) (?P<requested_server_name>\S+) (?P<route_name>\S+)\s*$"
 )
 # Envoy's default format, from %BYTES_RECEIVED% to "%UPSTREAM_HOST%".
 _ENVOY_REST = (
-    r"(?P<received>\S+) (?P<sent>\S+) (?P<duration>\S+) (?P<service_time>\S+) "
-    r'"(?P<xff>[^"]*)" "(?P<user_agent>.*?)" "(?P<request_id>[^"]*)" "(?P<authority>[^"]*)" '
-    r'"(?P<upstream_host>[^"]*)"\s*$'
+    r"(?P<bytes_received>\S+) (?P<bytes_sent>\S+) (?P<duration_ms>\S+) "
+    r"(?P<upstream_service_time_ms>\S+) "
+    r'"(?P<x_forwarded_for>[^"]*)" "(?P<user_agent>.*?)" "(?P<request_id>[^"]*)" '
+    r'"(?P<authority>[^"]*)" "(?P<upstream_host>[^"]*)"\s*$'
 )
 _ISTIO_TEXT = re.compile(_REQUEST + _ISTIO_REST)
 _ENVOY_TEXT = re.compile(_REQUEST + _ENVOY_REST)
@@ -261,39 +266,7 @@ def _is_access_json(value: Any) -> bool:
 def _from_json(source: str, line_number: int, text: str, value: dict[str, Any],
                end_line: int | None) -> AccessLogEntry:
     fields = {field: _json_string(value.get(key)) for key, field in _JSON_KEYS.items()}
-    cluster = strip_cluster_suffix(fields["upstream_cluster"])
-    return AccessLogEntry(
-        source=source,
-        line=line_number,
-        text=text,
-        timestamp=parse_timestamp(fields["timestamp"]),
-        method=fields["method"],
-        path=fields["path"],
-        protocol=fields["protocol"],
-        response_code=parse_int(fields["response_code"]),
-        response_flags=parse_flags(fields["response_flags"]),
-        response_code_details=fields["response_code_details"],
-        connection_termination_details=fields["connection_termination_details"],
-        upstream_transport_failure_reason=fields["upstream_transport_failure_reason"],
-        bytes_received=parse_int(fields["bytes_received"]),
-        bytes_sent=parse_int(fields["bytes_sent"]),
-        duration_ms=parse_int(fields["duration_ms"]),
-        upstream_service_time_ms=parse_int(fields["upstream_service_time_ms"]),
-        x_forwarded_for=fields["x_forwarded_for"],
-        user_agent=fields["user_agent"],
-        request_id=fields["request_id"],
-        authority=fields["authority"],
-        upstream_host=fields["upstream_host"],
-        upstream_cluster=cluster,
-        upstream_local_address=fields["upstream_local_address"],
-        downstream_local_address=fields["downstream_local_address"],
-        downstream_remote_address=fields["downstream_remote_address"],
-        requested_server_name=fields["requested_server_name"],
-        route_name=fields["route_name"],
-        direction=_direction(cluster, fields["requested_server_name"]),
-        log_format="json",
-        end_line=end_line,
-    )
+    return _entry(source, line_number, text, fields, "json", end_line)
 
 
 def parse_text_line(source: str, line_number: int, line: str) -> AccessLogEntry | None:
@@ -305,47 +278,57 @@ def parse_text_line(source: str, line_number: int, line: str) -> AccessLogEntry 
     if match is None:
         return None
 
-    fields = match.groupdict()
-    value = {name: none_if_dash(text) for name, text in fields.items()}
-    raw_cluster = value.get("cluster")
-    cluster = strip_cluster_suffix(raw_cluster)
+    value = {name: none_if_dash(text) for name, text in match.groupdict().items()}
+    raw_cluster = value.get("upstream_cluster")
     if not istio:
         log_format = "text-envoy"
     elif raw_cluster is not None and raw_cluster.endswith(";"):
         log_format = "text-legacy"
     else:
         log_format = "text-1.24"
+    return _entry(source, line_number, line, value, log_format)
 
+
+def _entry(source: str, line_number: int, text: str, fields: dict[str, str | None],
+           log_format: str, end_line: int | None = None) -> AccessLogEntry:
+    """Build an entry from its field strings, keyed by AccessLogEntry field name.
+
+    Fields that a format lacks (the Istio fields in Envoy's default format)
+    are left out of `fields` and become None.
+    """
+    cluster = strip_cluster_suffix(fields.get("upstream_cluster"))
+    requested_server_name = fields.get("requested_server_name")
     return AccessLogEntry(
         source=source,
         line=line_number,
-        text=line,
-        timestamp=parse_timestamp(value["start"]),
-        method=value["method"],
-        path=value["path"],
-        protocol=value["protocol"],
-        response_code=parse_int(value["code"]),
-        response_flags=parse_flags(value["flags"]),
-        response_code_details=value.get("details"),
-        connection_termination_details=value.get("termination"),
-        upstream_transport_failure_reason=value.get("transport_failure"),
-        bytes_received=parse_int(value["received"]),
-        bytes_sent=parse_int(value["sent"]),
-        duration_ms=parse_int(value["duration"]),
-        upstream_service_time_ms=parse_int(value["service_time"]),
-        x_forwarded_for=value["xff"],
-        user_agent=value["user_agent"],
-        request_id=value["request_id"],
-        authority=value["authority"],
-        upstream_host=value["upstream_host"],
+        text=text,
+        timestamp=parse_timestamp(fields["timestamp"]),
+        method=fields["method"],
+        path=fields["path"],
+        protocol=fields["protocol"],
+        response_code=parse_int(fields["response_code"]),
+        response_flags=parse_flags(fields["response_flags"]),
+        response_code_details=fields.get("response_code_details"),
+        connection_termination_details=fields.get("connection_termination_details"),
+        upstream_transport_failure_reason=fields.get("upstream_transport_failure_reason"),
+        bytes_received=parse_int(fields["bytes_received"]),
+        bytes_sent=parse_int(fields["bytes_sent"]),
+        duration_ms=parse_int(fields["duration_ms"]),
+        upstream_service_time_ms=parse_int(fields["upstream_service_time_ms"]),
+        x_forwarded_for=fields["x_forwarded_for"],
+        user_agent=fields["user_agent"],
+        request_id=fields["request_id"],
+        authority=fields["authority"],
+        upstream_host=fields["upstream_host"],
         upstream_cluster=cluster,
-        upstream_local_address=value.get("upstream_local"),
-        downstream_local_address=value.get("downstream_local"),
-        downstream_remote_address=value.get("downstream_remote"),
-        requested_server_name=value.get("sni"),
-        route_name=value.get("route"),
-        direction=_direction(cluster, value.get("sni")),
+        upstream_local_address=fields.get("upstream_local_address"),
+        downstream_local_address=fields.get("downstream_local_address"),
+        downstream_remote_address=fields.get("downstream_remote_address"),
+        requested_server_name=requested_server_name,
+        route_name=fields.get("route_name"),
+        direction=_direction(cluster, requested_server_name),
         log_format=log_format,
+        end_line=end_line,
     )
 
 
