@@ -32,14 +32,6 @@ logger = logging.getLogger(__name__)
 
 KIND = "istio-resources"
 
-KNOWN_KINDS = frozenset({
-    "PeerAuthentication", "RequestAuthentication", "AuthorizationPolicy", "DestinationRule",
-    "VirtualService", "ServiceEntry", "EnvoyFilter", "Sidecar", "Gateway", "WorkloadEntry",
-    "WorkloadGroup", "Telemetry", "ProxyConfig", "WasmPlugin",
-})
-LEGACY_KINDS = frozenset({
-    "MeshPolicy", "Policy", "ServiceRole", "ServiceRoleBinding", "ClusterRbacConfig", "RbacConfig",
-})
 _ISTIO_API = re.compile(r"^(?P<group>[a-z0-9.-]*istio\.io)/(?P<version>v[0-9a-z]+)$")
 # An Istio object's apiVersion, in YAML or JSON; config dumps mention istio.io only in type URLs.
 _SNIFF_HINT = re.compile(r"""["']?apiVersion["']?\s*:\s*["']?[a-z0-9.-]*istio\.io/v""")
@@ -108,10 +100,7 @@ def sniff(doc: Document) -> bool:
 
 
 def parse(doc: Document) -> ParseResult:
-    result = ParseResult(kind=KIND)
-    documents, errors = load_json_documents(doc.text)
-    for error in errors:
-        result.problems.append(ParseProblem(doc.source, error.line, error.message))
+    result, documents = envoy_admin.load_json_result(doc, KIND)
 
     lines = doc.text.splitlines()
     objects = [obj for loaded in documents for obj in _objects(loaded.data) if _is_istio(obj)]
