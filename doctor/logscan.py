@@ -1,6 +1,6 @@
 """Fast scanning of Envoy access-log text into grouped counts and failure counts.
 
-A chunk of complete lines is split into an Arrow array, and RE2 (through
+A chunk of complete lines is split into an Arrow array. RE2 (through
 pyarrow.compute) checks every line against three strict patterns: Istio's
 TEXT format, Envoy's default format, and the compact, key-sorted JSON object
 that Envoy's typed `json_format` writes for Istio's JSON format. A line that
@@ -17,7 +17,7 @@ backslashes and control characters.
 NOTE: lines are split at `\\n` only, as Envoy writes them, but
 `accesslog.parse` splits a document at every `str.splitlines` boundary
 (`\\x0b`, `\\x0c`, `\\x1c` to `\\x1e`, `\\x85`, U+2028, U+2029 too). A line
-holding one of those is read whole here and in two parts there.
+containing one of those is read whole here and in two parts there.
 """
 
 from __future__ import annotations

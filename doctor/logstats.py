@@ -8,7 +8,7 @@ authority, failure kinds with their first and last occurrence, top failing
 paths, callers and upstream hosts, the error-rate series, and the malformed
 lines with their location.
 Memory depends on the chunk size and on how many distinct values the logs
-hold, not on how many lines they have.
+contain, not on how many lines they have.
 """
 
 from __future__ import annotations
@@ -590,8 +590,8 @@ def _byte_chunks(handle: BinaryIO, end_offset: int | None) -> Iterator[tuple[byt
 
 
 def _decode(data: bytes) -> str:
-    # NOTE: undecodable bytes are replaced, as the document reader does; the
-    # lines holding them are read but no problem is reported for them.
+    # NOTE: undecodable bytes are replaced, as the document reader does. The
+    # lines containing them are read, but no problem is reported for them.
     return data.decode("utf-8", errors="replace")
 
 

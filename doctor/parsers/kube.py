@@ -200,7 +200,7 @@ def _load_objects(doc: Document, problems: list[ParseProblem]) -> Iterable[tuple
     if is_json and (errors or len(doc.text) > _LARGE_JSON_CHARACTERS):
         # The YAML loader rejects some valid JSON (surrogate pair escapes, for
         # one) and is slow on large lists, so read those with the JSON loader
-        # and find each object's line by searching; containers then have no line.
+        # and find each object's line by searching. Containers then have no line.
         try:
             data = json.loads(doc.text)
         except ValueError as error:

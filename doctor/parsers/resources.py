@@ -5,7 +5,7 @@ NAMESPACE first with `-A`) and plain `kubectl top pod` (NAME CPU(cores)
 MEMORY(bytes)) become `ContainerUsage` facts. Prometheus text exposition,
 such as the kubelet's cAdvisor metrics (`container_cpu_cfs_throttled_periods_total`,
 `container_memory_working_set_bytes`, ...) or Envoy's `/stats/prometheus`,
-becomes one `MetricSample` per sample line; `# HELP` and `# TYPE` lines are
+becomes one `MetricSample` per sample line. `# HELP` and `# TYPE` lines are
 read as metadata and count as read.
 """
 

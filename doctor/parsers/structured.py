@@ -167,7 +167,12 @@ def _load_json(text: str) -> LoadedDocument | None:
         if token is None:
             raise _TokenMismatch(expected)
         value = token.group(0)
-        kind = "key" if token.group(1) else "{" if value == "{" else "[" if value == "[" else "scalar"
+        if token.group(1):
+            kind = "key"
+        elif value in ("{", "["):
+            kind = value
+        else:
+            kind = "scalar"
         if kind != expected:
             raise _TokenMismatch(f"expected {expected} at offset {token.start()}, found {value[:20]!r}")
         return bisect.bisect_right(newlines, token.start() - 1) + 1
