@@ -25,7 +25,7 @@ from doctor.parsers.signatures import SignatureMatch
 
 logger = logging.getLogger(__name__)
 
-# Evidence lists are capped so one huge input does not flood a report; counts stay exact.
+# Evidence lists are capped so one huge input does not flood a report, but counts stay exact.
 MAX_EVIDENCE = 5
 CONNECT_FAILURE_FLAGS = frozenset({"UF", "UC", "URX"})
 CONNECT_FAILURE_SIGNATURES = ("envoy-upstream-reset-before-headers", "traffic-upstream-reset-without-reason")

@@ -224,7 +224,7 @@ def route_bucket_drained_by_descriptors(facts: FactSet, args: Mapping[str, Any])
     entries = facts.of(AccessLogEntry)
     if not entries:
         # NOTE: two /stats scrapes one fill interval apart would show the same drain through the
-        # `ok` counter; this check reads access logs only.
+        # `ok` counter, but this check reads access logs only.
         return unknown("no access log of the limited sidecar among the inputs, so how the route bucket was "
                        f"spent is not known; {COLLECT_LOG} covering one fill interval")
 

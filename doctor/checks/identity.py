@@ -32,7 +32,7 @@ logger = logging.getLogger(__name__)
 
 # Envoy's jwt_authn default for JwtProvider.clock_skew_seconds.
 DEFAULT_LEEWAY_SECONDS = 60
-# Evidence lists are capped so one huge log does not flood a report; counts stay exact.
+# Evidence lists are capped so one huge log does not flood a report, but counts stay exact.
 MAX_EVIDENCE = 5
 
 COLLECT_TOKEN = ("collect the failing request with its token (`curl -sv -H 'Authorization: "

@@ -27,7 +27,7 @@ logger = logging.getLogger(__name__)
 
 PROXY_CONTAINER = "istio-proxy"
 OOM_EXIT_CODE = 137
-# Evidence lists are capped so one huge log does not flood a report; counts stay exact.
+# Evidence lists are capped so one huge log does not flood a report, but counts stay exact.
 MAX_EVIDENCE = 5
 # Response flags of a request that failed on the upstream side: UF connect failure,
 # UC upstream connection termination, URX retries exhausted, UH no healthy upstream.

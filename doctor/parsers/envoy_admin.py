@@ -80,7 +80,7 @@ class EnvoyHistogram:
 
 @dataclass(frozen=True)
 class EnvoyCertificate:
-    """One certificate from /certs; `is_ca` is True for `ca_cert` entries."""
+    """One certificate from /certs. `is_ca` is True for `ca_cert` entries."""
 
     source: str
     line: int | None
@@ -770,7 +770,7 @@ def _parse_clusters(doc: Document) -> ParseResult:
 
 
 def _split_clusters_line(line: str) -> tuple[str, str, list[str]] | None:
-    """Split `cluster::field::...`; a host field may be an IPv6 address in brackets."""
+    """Split `cluster::field::...`, where a host field may be an IPv6 address in brackets."""
     cluster, separator, rest = line.partition("::")
     if not separator or not cluster:
         return None
@@ -967,7 +967,7 @@ class _Extractor:
                         context.cluster_state)
 
     def _visit_known(self, value: dict, context: _Context) -> bool:
-        """Turn a recognised object into facts; return True when its children need no visit."""
+        """Turn a recognised object into facts, and return True when its children need no visit."""
         parent = context.parent_key
         type_url = str(value.get("@type", ""))
 
@@ -1108,7 +1108,7 @@ class _Extractor:
             tls_matches = [match for match in matches if "tls" in str(_get(match, "transport_socket").get("name", ""))]
             socket = _get(tls_matches[0], "transport_socket") if tls_matches else None
         _, tls = _unwrap_typed(_get(socket, "typed_config")) if isinstance(socket, dict) else (None, None)
-        # Istio wraps TLS in an internal_upstream or tcp_stats socket; look one level in.
+        # Istio wraps TLS in an internal_upstream or tcp_stats socket, so look one level in.
         if isinstance(tls, dict) and _get(tls, "transport_socket") is not None and not _get(tls, "common_tls_context"):
             inner = _get(tls, "transport_socket")
             socket = inner if isinstance(inner, dict) else socket
@@ -1418,7 +1418,7 @@ def _descriptor_value_line(descriptor: dict) -> int | None:
 
 
 def _describe_principal(principal: Any, peers: list[tuple[str, str]]) -> tuple[str, bool]:
-    """Describe an RBAC principal; collect peer identity matchers into `peers`."""
+    """Describe an RBAC principal and collect its peer identity matchers into `peers`."""
     if not isinstance(principal, dict):
         return str(principal), False
     if principal.get("any") is True:

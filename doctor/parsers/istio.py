@@ -33,7 +33,7 @@ logger = logging.getLogger(__name__)
 KIND = "istio-resources"
 
 _ISTIO_API = re.compile(r"^(?P<group>[a-z0-9.-]*istio\.io)/(?P<version>v[0-9a-z]+)$")
-# An Istio object's apiVersion, in YAML or JSON; config dumps mention istio.io only in type URLs.
+# An Istio object's apiVersion, in YAML or JSON. Config dumps mention istio.io only in type URLs.
 _SNIFF_HINT = re.compile(r"""["']?apiVersion["']?\s*:\s*["']?[a-z0-9.-]*istio\.io/v""")
 
 
@@ -220,7 +220,7 @@ class _Builder:
         if self.kind == "Policy" and self.api_version.startswith("authentication.istio.io/"):
             return self._authentication_policy()
         if self.kind == "ServiceRole":
-            # A role grants nothing until a binding names it; bindings carry its rules.
+            # A role grants nothing until a binding names it, so its rules are read with the binding.
             return []
         if self.kind == "ServiceRoleBinding":
             return [self._role_binding(roles)]

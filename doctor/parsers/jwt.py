@@ -223,7 +223,7 @@ def scan_tokens(doc: Document) -> ParseResult:
 def _token_from_match(source: str, number: int, line: str, match: re.Match[str],
                       problems: list[ParseProblem]) -> JwtToken | None:
     signature = match["signature"]
-    # PyJWT decodes the signature segment too; a masked one is replaced by an empty one.
+    # PyJWT decodes the signature segment too, so a masked one is replaced by an empty one.
     compact = f"{match['header']}.{match['payload']}.{'' if signature == SIGNATURE_MASK else signature}"
     try:
         header = pyjwt.get_unverified_header(compact)

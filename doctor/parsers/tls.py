@@ -410,7 +410,7 @@ def _openssl_time(value: str | None, source: str, line: int | None,
 
 def _handshakes(doc: Document, lines: list[str],
                 problems: list[ParseProblem]) -> tuple[list[TlsHandshake], set[int]]:
-    """Split the document into s_client runs and read each; also return their PEM lines."""
+    """Split the document into s_client runs and read each. Also return their PEM lines."""
     starts = [number for number, line in enumerate(lines)
               if _COMMAND.match(line) and _S_CLIENT_COMMAND.search(line)]
     if not starts and any(_CONNECTED.match(line) for line in lines):
