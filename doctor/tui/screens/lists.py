@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.widgets import DataTable, Footer, Header, Static
@@ -13,32 +15,37 @@ from doctor.tui.screens.evidence import EvidenceScreen
 from doctor.tui.widgets import FilterInput, row_width
 
 
-class CoverageScreen(DoctorScreen):
-    """Every check that could not run, with the reason and what to collect, and the count that ran."""
+class _TableScreen(DoctorScreen):
+    """A screen of one summary line over a filterable table whose columns fit the screen width."""
 
-    SCREEN_NAME = "Coverage"
+    COLUMNS: ClassVar[tuple[str, ...]] = ()
+    TABLE_ID: ClassVar[str] = ""
+    SUMMARY_ID: ClassVar[str] = ""
+    FILTER_PLACEHOLDER: ClassVar[str] = ""
+    SUB_TITLE: ClassVar[str] = ""
 
     def __init__(self, diagnosis: Diagnosis) -> None:
         super().__init__()
         self.diagnosis = diagnosis
         self._needle = ""
 
+    def summary(self) -> str:
+        """Build the line shown above the table."""
+        raise NotImplementedError
+
+    def table_rows(self) -> list[tuple[str, ...]]:
+        """Build the text of every row, one cell per column, before filtering."""
+        raise NotImplementedError
+
     def compose(self) -> ComposeResult:
-        coverage = self.diagnosis.coverage
         yield Header()
-        yield Static(
-            f"{formatting.plural(len(coverage.checked), 'check')} ran; "
-            f"{formatting.plural(len(coverage.not_checked), 'check')} could not run. "
-            "A check that could not run is not a pass: collect what its reason names.",
-            id="coverage-summary",
-            markup=False,
-        )
-        yield DataTable(id="not-checked", cursor_type="row", zebra_stripes=True)
-        yield FilterInput("filter by check, cause or reason; enter keeps it, escape clears")
+        yield Static(self.summary(), id=self.SUMMARY_ID, markup=False)
+        yield DataTable(id=self.TABLE_ID, cursor_type="row", zebra_stripes=True)
+        yield FilterInput(self.FILTER_PLACEHOLDER)
         yield Footer()
 
     def on_mount(self) -> None:
-        self.sub_title = "coverage"
+        self.sub_title = self.SUB_TITLE
         self.apply_filter("")
         self.focus_results()
         # The first fill runs before the table's first layout; refill with its real width.
@@ -54,10 +61,9 @@ class CoverageScreen(DoctorScreen):
 
     def _fill(self) -> None:
         folded = self._needle.casefold()
-        rows = [(item.cause_id, item.check_id, item.reason)
-                for item in self.diagnosis.coverage.not_checked]
+        rows = self.table_rows()
         table = self.query_one(DataTable)
-        _set_columns(table, ("Cause", "Check", "Reason"), rows, self.app.size.width)
+        _set_columns(table, self.COLUMNS, rows, self.app.size.width)
         for index, row in enumerate(rows):
             if folded and folded not in " ".join(row).casefold():
                 continue
@@ -67,58 +73,55 @@ class CoverageScreen(DoctorScreen):
         self.query_one(DataTable).focus()
 
 
-class ProblemsScreen(DoctorScreen):
+class CoverageScreen(_TableScreen):
+    """Every check that could not run, with the reason and what to collect, and the count that ran."""
+
+    SCREEN_NAME = "Coverage"
+    COLUMNS = ("Cause", "Check", "Reason")
+    TABLE_ID = "not-checked"
+    SUMMARY_ID = "coverage-summary"
+    FILTER_PLACEHOLDER = "filter by check, cause or reason; enter keeps it, escape clears"
+    SUB_TITLE = "coverage"
+
+    def summary(self) -> str:
+        coverage = self.diagnosis.coverage
+        return (
+            f"{formatting.plural(len(coverage.checked), 'check')} ran; "
+            f"{formatting.plural(len(coverage.not_checked), 'check')} could not run. "
+            "A check that could not run is not a pass: collect what its reason names."
+        )
+
+    def table_rows(self) -> list[tuple[str, ...]]:
+        return [(item.cause_id, item.check_id, item.reason)
+                for item in self.diagnosis.coverage.not_checked]
+
+
+class ProblemsScreen(_TableScreen):
     """Parse problems with their location, and inputs that no reader accepted; enter opens the line."""
 
     SCREEN_NAME = "Parse problems"
+    COLUMNS = ("Location", "Kind", "Message")
+    TABLE_ID = "problem-list"
+    SUMMARY_ID = "problems-summary"
+    FILTER_PLACEHOLDER = "filter by input or message; enter keeps it, escape clears"
+    SUB_TITLE = "parse problems and skipped inputs"
 
     def __init__(self, diagnosis: Diagnosis) -> None:
-        super().__init__()
-        self.diagnosis = diagnosis
-        self._needle = ""
+        super().__init__(diagnosis)
         self.rows: list[tuple[str, int | None, str, str]] = [
             (problem.source, problem.line, "parse problem", problem.message)
             for problem in diagnosis.parse_problems
         ] + [(skipped.source, None, "skipped", skipped.reason) for skipped in diagnosis.skipped]
 
-    def compose(self) -> ComposeResult:
-        yield Header()
-        yield Static(formatting.problems_line(self.diagnosis), id="problems-summary", markup=False)
-        yield DataTable(id="problem-list", cursor_type="row", zebra_stripes=True)
-        yield FilterInput("filter by input or message; enter keeps it, escape clears")
-        yield Footer()
+    def summary(self) -> str:
+        return formatting.problems_line(self.diagnosis)
 
-    def on_mount(self) -> None:
-        self.sub_title = "parse problems and skipped inputs"
-        self.apply_filter("")
-        self.focus_results()
-        # The first fill runs before the table's first layout; refill with its real width.
-        self.call_after_refresh(self._fill)
-
-    def apply_filter(self, needle: str) -> None:
-        self._needle = needle
-        self._fill()
-
-    def on_resize(self) -> None:
-        # Sizes are final only after the layout that follows this event.
-        self.call_after_refresh(self._fill)
-
-    def _fill(self) -> None:
-        folded = self._needle.casefold()
+    def table_rows(self) -> list[tuple[str, ...]]:
         root = formatting.source_root(self.diagnosis)
-        rows = [
+        return [
             (formatting.short_source(formatting.location(source, line), root), kind, message)
             for source, line, kind, message in self.rows
         ]
-        table = self.query_one(DataTable)
-        _set_columns(table, ("Location", "Kind", "Message"), rows, self.app.size.width)
-        for index, row in enumerate(rows):
-            if folded and folded not in " ".join(row).casefold():
-                continue
-            table.add_row(*(Text(cell) for cell in row), key=str(index), height=None)
-
-    def focus_results(self) -> None:
-        self.query_one(DataTable).focus()
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         event.stop()
@@ -128,9 +131,11 @@ class ProblemsScreen(DoctorScreen):
 
 def _set_columns(table: DataTable, labels: tuple[str, ...], rows: list[tuple[str, ...]],
                  screen_width: int) -> None:
-    """Clear `table` and size its columns: the first ones fit their text up to a quarter, the last takes the rest.
+    """Clear `table` and add columns sized to `screen_width`.
 
-    Rows are added with automatic height, so text longer than its column wraps.
+    Each column but the last fits its longest text, up to a quarter of the
+    width, and the last takes the rest. Rows are added with automatic height,
+    so text longer than its column wraps.
     """
     table.clear(columns=True)
     # The table has a margin of one cell on each side (app.tcss), and each
