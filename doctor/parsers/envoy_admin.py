@@ -684,14 +684,15 @@ def _certificate_entry(source: str, lines: list[str], entry: LineDict, is_ca: bo
         path=_get(entry, "path"),
         serial_number=_get(entry, "serial_number"),
         subject_alt_names=tuple(sans),
-        valid_from=_timestamp(_get(entry, "valid_from")),
-        expiration_time=_timestamp(_get(entry, "expiration_time")),
+        valid_from=parse_utc_timestamp(_get(entry, "valid_from")),
+        expiration_time=parse_utc_timestamp(_get(entry, "expiration_time")),
         days_until_expiration=_int(_get(entry, "days_until_expiration")),
         is_ca=is_ca,
     )
 
 
-def _timestamp(value: Any) -> datetime | None:
+def parse_utc_timestamp(value: Any) -> datetime | None:
+    """Parse an ISO 8601 time, taking one without a zone as UTC. Return None for anything else."""
     if not isinstance(value, str) or not value:
         return None
     try:
@@ -1144,7 +1145,7 @@ class _Extractor:
             san_matchers=_san_matchers(common),
             alpn_protocols=tuple(str(item) for item in _get(common, "alpn_protocols") or []),
             thresholds=_thresholds(_get(_get(value, "circuit_breakers"), "thresholds") or [], self.lines),
-            outlier_detection=_plain(_get(value, "outlier_detection") or {}),
+            outlier_detection=plain_copy(_get(value, "outlier_detection") or {}),
             endpoints=tuple(endpoints),
             connect_timeout_s=_duration_seconds(_get(value, "connect_timeout")),
         ))
@@ -1365,7 +1366,7 @@ def _san_matchers(common: Any) -> tuple[str, ...]:
 
 
 def _allows_missing(body: dict) -> bool:
-    text = json.dumps(_plain(body.get("rules") or []), default=str)
+    text = json.dumps(plain_copy(body.get("rules") or []), default=str)
     return "allow_missing" in text or "allowMissing" in text
 
 
@@ -1464,7 +1465,7 @@ def _describe_principal(principal: Any, peers: list[tuple[str, str]]) -> tuple[s
     header = principal.get("header")
     if isinstance(header, dict):
         return f"header {header.get('name')}", False
-    return json.dumps(_plain(principal), default=str, sort_keys=True), False
+    return json.dumps(plain_copy(principal), default=str, sort_keys=True), False
 
 
 def _describe_permission(permission: Any) -> str:
@@ -1490,14 +1491,15 @@ def _describe_permission(permission: Any) -> str:
     port = _get(permission, "destination_port")
     if port is not None:
         return f"port {port}"
-    return json.dumps(_plain(permission), default=str, sort_keys=True)
+    return json.dumps(plain_copy(permission), default=str, sort_keys=True)
 
 
-def _plain(value: Any) -> Any:
+def plain_copy(value: Any) -> Any:
+    """Copy line-aware containers into plain dicts and lists."""
     if isinstance(value, dict):
-        return {key: _plain(item) for key, item in value.items()}
+        return {key: plain_copy(item) for key, item in value.items()}
     if isinstance(value, list):
-        return [_plain(item) for item in value]
+        return [plain_copy(item) for item in value]
     return value
 
 

@@ -226,7 +226,7 @@ class _Builder:
             return [self._role_binding(roles)]
         if self.kind in ("ClusterRbacConfig", "RbacConfig"):
             return self._rbac_config()
-        return [self._resource(self.kind, _plain(self.spec), None, self.key_lines)]
+        return [self._resource(self.kind, envoy_admin.plain_copy(self.spec), None, self.key_lines)]
 
     def _resource(self, kind: str, spec: dict, legacy_kind: str | None,
                   key_lines: dict[str, int], namespace: str | None = "__same__") -> IstioResource:
@@ -243,7 +243,7 @@ class _Builder:
             name=self.name,
             namespace=self.namespace if namespace == "__same__" else namespace,
             spec=spec,
-            original_spec=_plain(self.spec),
+            original_spec=envoy_admin.plain_copy(self.spec),
             legacy_kind=legacy_kind,
             key_lines=dict(key_lines),
             kind_line=self.kind_line,
@@ -275,7 +275,7 @@ class _Builder:
 
     def _authentication_policy(self) -> list[IstioResource]:
         mode, line = self._mtls_mode(self.spec)
-        targets = _plain(self.spec.get("targets") or [])
+        targets = envoy_admin.plain_copy(self.spec.get("targets") or [])
         peer_spec: dict[str, Any] = {"mtls": {"mode": mode}}
         if targets:
             peer_spec["targets"] = targets
@@ -293,7 +293,7 @@ class _Builder:
                 jwt = origin.get("jwt") if isinstance(origin, dict) else None
                 if not isinstance(jwt, dict):
                     continue
-                rule = {key: _plain(value) for key, value in jwt.items()
+                rule = {key: envoy_admin.plain_copy(value) for key, value in jwt.items()
                         if key in ("issuer", "jwksUri", "jwks", "audiences")}
                 if "jwtHeaders" in jwt:
                     rule["fromHeaders"] = [{"name": name} for name in jwt["jwtHeaders"] or []]
@@ -380,19 +380,10 @@ class _Builder:
             return []
         spec: dict[str, Any] = {}
         if mode == "ON_WITH_INCLUSION":
-            spec["inclusion"] = _plain(self.spec.get("inclusion") or {})
+            spec["inclusion"] = envoy_admin.plain_copy(self.spec.get("inclusion") or {})
         elif mode == "ON_WITH_EXCLUSION":
-            spec["exclusion"] = _plain(self.spec.get("exclusion") or {})
+            spec["exclusion"] = envoy_admin.plain_copy(self.spec.get("exclusion") or {})
         return [self._resource("AuthorizationPolicy", spec, self.kind, self.key_lines, namespace=None)]
-
-
-def _plain(value: Any) -> Any:
-    """Copy line-aware containers into plain dicts and lists."""
-    if isinstance(value, dict):
-        return {key: _plain(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_plain(item) for item in value]
-    return value
 
 
 def is_mesh_wide(resource: IstioResource, root_namespace: str = "istio-system") -> bool:

@@ -21,7 +21,7 @@ import json
 import logging
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 from doctor.model import Document, ParseProblem, ParseResult
@@ -335,8 +335,8 @@ def _secret_row(source: str, number: int, line: str, cells: dict[str, str]) -> S
         status=cells.get("STATUS") or None,
         valid_cert=valid_cert,
         serial_number=cells.get("SERIAL NUMBER") or None,
-        not_after=_timestamp(cells.get("NOT AFTER")),
-        not_before=_timestamp(cells.get("NOT BEFORE")),
+        not_after=envoy_admin.parse_utc_timestamp(cells.get("NOT AFTER")),
+        not_before=envoy_admin.parse_utc_timestamp(cells.get("NOT BEFORE")),
         trust_domain=cells.get("TRUST DOMAIN") or None,
     )
 
@@ -358,16 +358,6 @@ def _cluster_row(source: str, number: int, line: str, cells: dict[str, str]) -> 
         cluster_type=value("TYPE"),
         destination_rule=value("DESTINATION RULE"),
     )
-
-
-def _timestamp(text: str | None) -> datetime | None:
-    if not text:
-        return None
-    try:
-        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
 
 
 # --- structured forms -------------------------------------------------------------------------
