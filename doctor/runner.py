@@ -464,7 +464,7 @@ class Runner:
             output = _with_truncation_note(stdout)
             reason = f"killed by signal {-error.exit_code}"
             return observation(ProbeStatus.FAILED, error.exit_code, output, _join_reason(reason, stderr.text()))
-        except (PermissionError, OSError) as error:
+        except OSError as error:
             reason = f"{argv[0]} could not be started: {error}"
             logger.warning("probe %s: %s", probe_id, reason)
             return observation(ProbeStatus.UNAVAILABLE, None, "", reason)
@@ -556,22 +556,6 @@ class BackgroundProcess:
             if not self._log_file.closed:
                 self._log_file.close()
         logger.info("stopped %s (pid %d)", self.name, self.pid)
-
-
-def run(
-    argv: Sequence[str],
-    *,
-    probe_id: str,
-    timeout: float | None = None,
-    allow_mutation: bool = False,
-    target: str = "",
-    merge_stderr: bool = False,
-    output_cap_bytes: int | None = None,
-) -> Observation:
-    """Run `argv` with a runner built from the caller's environment; see `Runner.run`."""
-    return Runner.from_environment().run(
-        argv, probe_id=probe_id, timeout=timeout, allow_mutation=allow_mutation,
-        target=target, merge_stderr=merge_stderr, output_cap_bytes=output_cap_bytes)
 
 
 def _masked_log_message(command_line: str, call_args: Mapping[str, object], pid: int | None = None) -> str:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-from typing import Sequence
 
 from doctor.model import Observation
 from doctor.runner import Runner
@@ -89,19 +88,6 @@ def fetch(
     # The runner's timeout is a backstop a little past curl's own --max-time.
     return runner.run(argv, probe_id=ENDPOINTS[path], timeout=timeout + 5, target=target or f"{host}:{port}",
                       output_cap_bytes=output_cap_bytes)
-
-
-def fetch_many(
-    endpoints: Sequence[str],
-    *,
-    port: int,
-    host: str = "127.0.0.1",
-    target: str = "",
-    timeout: float = DEFAULT_TIMEOUT_S,
-    runner: Runner | None = None,
-) -> list[Observation]:
-    """GET each of `endpoints` in turn; see `fetch`."""
-    return [fetch(e, port=port, host=host, target=target, timeout=timeout, runner=runner) for e in endpoints]
 
 
 def fetch_via_pilot_agent(
