@@ -278,16 +278,15 @@ def _scan_array(source: str, first_line: int, array: pa.Array, lines: Sequence[s
     if slow_indices:
         if lines is None:
             lines = array.to_pylist() if len(slow_indices) * 4 > count else None
-        slow_lines = (lines if lines is not None
-                      else _Lines(array))
+        slow_lines = lines if lines is not None else _Lines(array)
         consumed, absorbed = _scan_slow(source, first_line, slow_lines, count, slow_indices,
                                         final, window, batch)
         if consumed < count or absorbed:
             # Lines left for the next chunk, or read as part of a pretty-printed
             # object, are not counted again on their own.
-            keep = pc.less(_row_numbers(count), consumed)
+            positions = pa.array(range(count), pa.int64())
+            keep = pc.less(positions, consumed)
             for start, end in absorbed:
-                positions = _row_numbers(count)
                 inside = pc.and_(pc.greater_equal(positions, start), pc.less(positions, end))
                 keep = pc.and_(keep, pc.invert(inside))
             masks = {name: pc.and_(mask, keep) for name, mask in masks.items()}
@@ -336,10 +335,6 @@ class _Lines:
 
     def __getitem__(self, index: int) -> str:
         return self._array[index].as_py()
-
-
-def _row_numbers(count: int) -> pa.Array:
-    return pa.array(range(count), pa.int64())
 
 
 def _text_columns(rows: pa.Array) -> tuple[dict[str, pa.Array], Callable]:
@@ -554,10 +549,6 @@ def _minute_checked(second: str | None) -> str | None:
     return None if second is None else valid_second(second)
 
 
-def _text_value(token: str | None) -> str | None:
-    return accesslog.none_if_dash(token)
-
-
 @lru_cache(maxsize=65536)
 def _json_value(token: str | None) -> str | None:
     """Return the parser's string value of a JSON token the strict pattern accepted."""
@@ -569,8 +560,13 @@ def _json_value(token: str | None) -> str | None:
 
 
 _PATTERNS = {"text": TEXT_PATTERN, "json": JSON_PATTERN, "envoy": ENVOY_PATTERN}
-_READERS = {"text": (_text_columns, _text_value), "json": (_json_columns, _json_value),
-            "envoy": (_envoy_columns, _text_value)}
+# Per strict format: the column cutter and the conversion of a raw token to
+# the parser's string value (TEXT formats log an absent value as `-`).
+_READERS = {
+    "text": (_text_columns, accesslog.none_if_dash),
+    "json": (_json_columns, _json_value),
+    "envoy": (_envoy_columns, accesslog.none_if_dash),
+}
 
 
 def _scan_slow(source: str, first_line: int, lines: Sequence[str], count: int,
