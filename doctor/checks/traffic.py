@@ -236,7 +236,7 @@ def oom_near_first_failure(facts: FactSet, args: Mapping[str, Any]) -> CheckResu
             continue
         first = min(candidates, key=lambda entry: entry.timestamp)
         gap = _difference(first.timestamp, kill.finished)
-        if gap is None or gap > window:
+        if gap > window:
             continue
         evidence.append(_kill_evidence(pod, container, kill))
         evidence.append(_entry_evidence(
@@ -569,7 +569,7 @@ def _entry_order(entry: AccessLogEntry) -> tuple[Any, ...]:
     return (stamp, entry.source, entry.line)
 
 
-def _difference(first: datetime, second: datetime) -> timedelta | None:
+def _difference(first: datetime, second: datetime) -> timedelta:
     try:
         return abs(first - second)
     except TypeError:
