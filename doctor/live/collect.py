@@ -104,7 +104,7 @@ class LiveResult:
 
 
 class Collector:
-    """Runs the probes of a plan against one cluster through a bounded pool of threads."""
+    """Runner of a plan's probes against one cluster, through a bounded pool of threads."""
 
     def __init__(self, context: ProbeContext, registry: ProbeRegistry, rulebook: Rulebook, *,
                  progress: ProgressCallback | None = None, cancel: threading.Event | None = None) -> None:
@@ -115,7 +115,7 @@ class Collector:
         self.cancel = cancel or threading.Event()
 
     def collect(self, default_namespace: str, *, capture_possible: bool = False) -> LiveResult:
-        """Plan, preflight and run every probe; raises ScopeError only for an unknown symptom."""
+        """Plan, preflight and run every probe. Raises ScopeError only for an unknown symptom."""
         options = self.context.options
         plan = plan_probes(self.registry, self.rulebook, options, default_namespace,
                            capture_possible=capture_possible)
@@ -136,7 +136,7 @@ class Collector:
     # --- preflight ---------------------------------------------------------------------
 
     def _preflight(self, plan: Plan) -> tuple[dict[tuple[Permission, str], Observation], list[Observation]]:
-        """Run `kubectl auth can-i` once per permission and namespace; return the denials and every result."""
+        """Run `kubectl auth can-i` once per permission and namespace, returning the denials and every result."""
         runner = self.context.runner
         if runner.which("kubectl") is None:
             logger.info("kubectl not found on PATH: no RBAC preflight, so the API server's 403s are the only check")
@@ -174,7 +174,7 @@ class Collector:
 
     def run_tasks(self, tasks: Sequence[Task], denied: dict[tuple[Permission, str], Observation] | None = None,
                   *, wave: str = "probes") -> list[Observation]:
-        """Run `tasks` in parallel (at most `concurrency` at a time); one observation per task, in order."""
+        """Run `tasks` in parallel, at most `concurrency` at a time, returning one observation per task in order."""
         denied = denied or {}
 
         def run_one(task: Task) -> Observation:
@@ -220,7 +220,7 @@ class Collector:
 
     def _map(self, function: Callable, items: Sequence, *, wave: str,
              task_of: Callable | None = None) -> list[Observation]:
-        """Apply `function` to `items` in a bounded pool; waits at most timeout + grace per item."""
+        """Apply `function` to `items` in a bounded pool, waiting at most timeout + grace per item."""
         if not items:
             return []
         options = self.context.options
