@@ -18,7 +18,6 @@ reach the parsers through `read_bundle`.
 from __future__ import annotations
 
 import gzip
-import io
 import json
 import logging
 import os
@@ -317,9 +316,12 @@ def pack_bundle(directory: str | os.PathLike[str], archive: str | os.PathLike[st
     except (KeyError, TypeError, ValueError):
         mtime = 0
 
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for path in [root, *sorted(root.rglob("*"))]:
+    # Listed before the archive is opened, so an archive inside the folder is not packed into itself.
+    paths = [root, *sorted(root.rglob("*"))]
+    with (open(archive_path, "wb") as raw,
+          gzip.GzipFile(fileobj=raw, mode="wb", mtime=mtime, filename="") as gz,
+          tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar):
+        for path in paths:
             name = root.name if path == root else f"{root.name}/{path.relative_to(root).as_posix()}"
             info = tar.gettarinfo(str(path), arcname=name)
             info.mtime = mtime
@@ -330,8 +332,6 @@ def pack_bundle(directory: str | os.PathLike[str], archive: str | os.PathLike[st
                     tar.addfile(info, handle)
             elif info.isdir():
                 tar.addfile(info)
-    with open(archive_path, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=mtime, filename="") as gz:
-        gz.write(buffer.getvalue())
     return archive_path
 
 
