@@ -1,12 +1,13 @@
-"""How often Mesh Doctor names the fault the lab injected: one lab, every fault, one verdict each.
+"""The accuracy run: how often Mesh Doctor names the fault the lab injected, one verdict per fault.
 
     python -m doctor.lab.accuracy [--only FAULT ...] [--markdown FILE]
 
 starts the mesh lab once, and for each fault injects it, captures a bundle
 and scans it. The top finding is right when it names the fault's cause,
 confirmed or likely, with the expected causal chain. It must also cite
-evidence that contains the fault's text at the line where that text is. It prints the table
-fault -> top cause -> right/wrong and exits 1 unless every fault is right.
+evidence that contains the fault's text at the line where that text is.
+It prints the table fault -> top cause -> right/wrong and exits 1 unless
+every fault is right.
 The accuracy test in tests/lab/ uses the same judge.
 """
 

@@ -31,7 +31,7 @@ class _Handler(BaseHTTPRequestHandler):
     sys_version = ""
     protocol_version = "HTTP/1.1"
     # Buffer a reply so its headers leave in the same write as its body, as
-    # gunicorn sends them; a path that drops large packets then loses both.
+    # gunicorn sends them. A path that drops large packets then loses both.
     wbufsize = 64 * 1024
 
     def do_GET(self) -> None:  # noqa: N802 - the name http.server dispatches on

@@ -31,7 +31,7 @@ ISTIO_REVISION_STATUS = {
 
 @dataclass(frozen=True)
 class PolicyOptions:
-    """What the lab's Istio policies say beyond the defaults of a healthy mesh.
+    """Settings of the lab's Istio policies beyond the defaults of a healthy mesh.
 
     Every field mirrors a setting the lab really gave the sidecars: the mTLS
     mode of the PeerAuthentication, a DestinationRule's `tls.mode`, circuit

@@ -54,10 +54,10 @@ class LabError(RuntimeError):
 
 @dataclass(frozen=True)
 class LabSettings:
-    """What varies between incidents; the defaults are a healthy mesh.
+    """Settings that vary between incidents. The defaults are a healthy mesh.
 
     `client_service_account` is the identity in the client sidecar's SPIFFE
-    certificate; `allowed_principals` are the `from.source.principals` of the
+    certificate. `allowed_principals` are the `from.source.principals` of the
     server's ALLOW AuthorizationPolicy (without the `spiffe://` prefix), and
     `allowed_paths` and `allowed_methods` its `to.operation`.
     `server_certificate` is "valid", "expired" or "wrong-san" (issued for

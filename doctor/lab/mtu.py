@@ -144,7 +144,8 @@ def _wait_for_text(path: Path, text: str, process: BackgroundProcess, timeout: f
         if path.exists() and text in path.read_text(errors="replace"):
             return
         if not process.is_alive():
-            raise LabError(f"{process.name} exited with status {process.exit_code()}: {path.read_text()[-500:]}")
+            output = path.read_text(errors="replace")[-500:] if path.exists() else f"(no log at {path})"
+            raise LabError(f"{process.name} exited with status {process.exit_code()}: {output}")
         time.sleep(0.05)
     raise LabError(f"{process.name} did not print {text!r} within {timeout:g} s")
 

@@ -6,7 +6,7 @@ certificate from the mesh CA. `policy` adds a principal to the server's
 ALLOW AuthorizationPolicy. `restart-app` starts the upstream application
 again on its port. A sidecar takes a new certificate or policy by
 restarting (the lab's Envoys have no control plane to push it), so the
-report says so. Every remediation has a dry run, which describes the
+report mentions the restart. Every remediation has a dry run, which describes the
 change without making it, and a rollback, which restores what the last
 applied remediation of that name replaced.
 

@@ -3,8 +3,8 @@
 The lab's playbooks (doctor/lab/playbooks/) remediate the running lab through
 `mesh-doctor lab fix` and verify through `mesh-doctor lab probe`. They make
 no sense against a cluster, so they ship apart from playbooks/. A bundle the
-lab daemon captured (`mesh-doctor lab capture`) says so in its manifest's
-description. On such a bundle the lab's playbook of a cause replaces the
+lab daemon captured (`mesh-doctor lab capture`) is marked by the end of its
+manifest's description. On such a bundle the lab's playbook of a cause replaces the
 shipped one, and a cause without a lab playbook keeps the shipped one. A
 `lab practice` bundle does not count: its lab stops before the session.
 """
