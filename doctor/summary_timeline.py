@@ -250,7 +250,7 @@ def build_timeline(entries: Sequence[JournalEntry], diagnosis: Mapping[str, Any]
 
 def _journal_timeline(entries: Sequence[JournalEntry], journal_path: str | None
                       ) -> list[dict[str, Any]]:
-    """Describe the journal entries; each links to its journal line (the entry's sequence number)."""
+    """Describe the journal entries, each linked to its journal line (the entry's sequence number)."""
     timeline = []
     for entry in entries:
         described = _describe_entry(entry)

@@ -84,7 +84,7 @@ def options_from_arguments(arguments: argparse.Namespace) -> "LiveOptions":
 
 
 def context_namespace(options: "LiveOptions") -> str:
-    """Return the namespace of the kube context in use, as kubectl would; "default" when it names none."""
+    """Return the namespace of the kube context in use as kubectl would, or "default" when it names none."""
     from kubernetes import config
     from kubernetes.config.config_exception import ConfigException
 
@@ -152,7 +152,7 @@ def _failure_summary(observations: list, limit: int = 5) -> list[str]:
 
 
 def live_diagnosis(arguments: argparse.Namespace, engine: Any) -> Any:
-    """Run the live collection the arguments describe and diagnose it; return a Diagnosis or an exit code."""
+    """Run the live collection the arguments describe and diagnose it, returning a Diagnosis or an exit code."""
     from doctor.live.collect import Collector, diagnose_live, statuses
     from doctor.live.context import ProbeContext
     from doctor.live.plan import ScopeError

@@ -2,7 +2,7 @@
 namespaces, nodes and the Istio security and networking resources.
 
 Each probe is one GET. Its observation's argv is ("GET", path with query),
-and its output is the answer's JSON in kubectl's `-o json` shape (indented,
+and its output is the response's JSON in kubectl's `-o json` shape (indented,
 every list item carrying its apiVersion and kind), so the readers that take
 kubectl output read it unchanged. A 403 becomes `forbidden`, a 404 a
 `failed` run whose reason starts with "not found", a slow response `timed_out`.

@@ -78,7 +78,7 @@ class Plan:
 
 
 def resolve_symptom(symptom: str, rulebook: Rulebook) -> str:
-    """Return the symptom id for an id or a short name such as 503; raises ScopeError."""
+    """Return the symptom id for an id or a short name such as 503. Raises ScopeError for an unknown one."""
     key = symptom.strip().lower()
     symptom_id = key if key in rulebook.symptoms else SYMPTOM_ALIASES.get(key, key)
     if symptom_id not in rulebook.symptoms:
@@ -94,7 +94,7 @@ def candidate_ids(rulebook: Rulebook, symptom_id: str) -> frozenset[str]:
 
 def plan_probes(registry: ProbeRegistry, rulebook: Rulebook, options: LiveOptions, default_namespace: str,
                 *, capture_possible: bool) -> Plan:
-    """Choose the probes and namespaces for the options; raises ScopeError for an unknown symptom."""
+    """Choose the probes and namespaces for the options. Raises ScopeError for an unknown symptom."""
     symptom_id = resolve_symptom(options.symptom, rulebook) if options.symptom else None
     relevant = candidate_ids(rulebook, symptom_id) if symptom_id else None
 
@@ -117,7 +117,7 @@ def plan_probes(registry: ProbeRegistry, rulebook: Rulebook, options: LiveOption
 
 
 def namespace_tasks(plan: Plan) -> list[Task]:
-    """Return the cluster and namespace probes; Istio policies are also read in the root namespace."""
+    """Return the cluster and namespace probes, with Istio policies read in the root namespace too."""
     tasks = [Task(spec, Target()) for spec in plan.specs_of_scope("cluster")]
     for spec in plan.specs_of_scope("namespace"):
         namespaces = list(plan.namespaces)

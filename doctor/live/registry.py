@@ -102,7 +102,7 @@ class ProbeRegistry:
                  programs: tuple[str, ...] = (), permissions: tuple[Permission, ...] = (),
                  evidence_for: tuple[str, ...] = (), intrusive: bool = False,
                  timeout_s: float | None = None, needs_running_proxy: bool = False) -> None:
-        """Add a probe; raises ValueError for a duplicate id or a missing summary."""
+        """Add a probe. Raises ValueError for a duplicate id or a missing summary."""
         if probe_id in self._specs:
             raise ValueError(f"probe {probe_id!r} is registered twice")
         if not summary.strip():
