@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import html
 import json
-import shlex
 import textwrap
 from typing import Any, Mapping, Sequence
 
 from doctor.redact import redact_text
+from doctor.summary_values import argv_text
 
 FORMATS = ("md", "json", "html")
 SUFFIXES = {"md": ".md", "json": ".json", "html": ".html"}
@@ -248,7 +248,7 @@ def _markdown_resolution(resolution: Mapping[str, Any]) -> list[str]:
         lines += [resolution["remediation"], ""]
     for label, key in (("Change", "change"), ("Dry run", "dry_run"), ("Rollback", "rollback")):
         if resolution.get(key):
-            lines += [f"{label}:", "", "```sh", _argv(resolution[key]), "```", ""]
+            lines += [f"{label}:", "", "```sh", argv_text(resolution[key]), "```", ""]
     details = []
     if resolution.get("confirmed_by"):
         details.append(f"confirmed by {resolution['confirmed_by']} at {resolution['confirmed_at']}")
@@ -334,10 +334,6 @@ def _cell(value: Any) -> str:
 
 def _code(text: str) -> str:
     return text.replace("`", "'")
-
-
-def _argv(argv: Sequence[str]) -> str:
-    return " ".join(shlex.quote(str(part)) for part in argv)
 
 
 # --- HTML ----------------------------------------------------------------------
@@ -502,7 +498,7 @@ def _html_resolution(resolution: Mapping[str, Any]) -> list[str]:
         parts.append(f"<p>{_e(resolution['remediation'])}</p>")
     for label, key in (("Change", "change"), ("Dry run", "dry_run"), ("Rollback", "rollback")):
         if resolution.get(key):
-            parts.append(f"<p>{label}:</p><pre>{_e(_argv(resolution[key]))}</pre>")
+            parts.append(f"<p>{label}:</p><pre>{_e(argv_text(resolution[key]))}</pre>")
     verification = resolution.get("verification")
     if resolution.get("confirmed_by"):
         parts.append(f"<p>Confirmed by {_e(resolution['confirmed_by'])} at "
