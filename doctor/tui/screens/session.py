@@ -4,7 +4,7 @@ The screen shows the kube context at the top (in the warning colour for a
 production context), a progress line, the current step with the exact
 command it runs, and the command's output. Commands run in a worker thread
 through the session, which writes each result to the journal before the
-worker posts `StepFinished`; only then does the screen move on.
+worker posts `StepFinished`. Only then does the screen move on.
 
 Keys: `r` runs the check, `m` marks a check as read without running it,
 `p` and `f` record whether its output looks right or shows the problem,
@@ -54,14 +54,14 @@ CONTEXT_POLL_S = 5.0
 
 @dataclass
 class StepFinished(Message):
-    """A step's command ran and its result is in the journal."""
+    """Notice that a step's command ran and its result is in the journal."""
 
     record: StepRecord
 
 
 @dataclass
 class PlanReady(Message):
-    """The dry run of a remediation ran; the confirmation dialog can open."""
+    """Notice that the dry run of a remediation ran, so the confirmation dialog can open."""
 
     plan: RemediationPlan
     action: str
@@ -76,7 +76,7 @@ class ContextChanged(Message):
 
 @dataclass
 class ActionRefused(Message):
-    """The session refused an action (read-only, missing value, context); the reason is shown."""
+    """Refusal of an action by the session (read-only, missing value, context), with the reason to show."""
 
     reason: str
 
@@ -130,7 +130,7 @@ class SessionScreen(DoctorScreen):
         self.set_interval(CONTEXT_POLL_S, self._poll_context)
 
     def _poll_context(self) -> None:
-        """Show a kube context change as soon as the kubeconfig says so, not only at the next change."""
+        """Show a kube context change as soon as the kubeconfig reports it, not only at the next change."""
         if self.busy or self.session.finished:
             return
         now = self.read_context()
@@ -318,14 +318,22 @@ class SessionScreen(DoctorScreen):
 
     @work(thread=True, exclusive=True, group="session", exit_on_error=False)
     def _run_check(self) -> None:
+        self._post_record(
+            lambda: self.session.run_check(self.runner, on_output=self._stream),
+            log_format="step %s failed", title="Step failed", detail="Running the step failed",
+        )
+
+    def _post_record(self, run: Callable[[], StepRecord], log_format: str, title: str,
+                     detail: str) -> None:
+        """Call `run` in the worker thread and post its record, the refusal or the failure."""
         try:
-            record = self.session.run_check(self.runner, on_output=self._stream)
+            record = run()
         except SessionError as error:
             self.post_message(ActionRefused(str(error)))
             return
         except Exception as error:  # shown in the dialog; the traceback goes to the log
-            logger.exception("step %s failed", self.session.path[-1])
-            self.post_message(WorkFailed("Step failed", f"Running the step failed: {error!r}"))
+            logger.exception(log_format, self.session.path[-1])
+            self.post_message(WorkFailed(title, f"{detail}: {error!r}"))
             return
         self.post_message(StepFinished(record))
 
@@ -427,17 +435,12 @@ class SessionScreen(DoctorScreen):
 
     @work(thread=True, exclusive=True, group="session", exit_on_error=False)
     def _apply(self, confirmation) -> None:
-        try:
-            record = self.session.run_remediation(self.runner, confirmation, context_now=self.read_context(),
-                                                  on_output=self._stream)
-        except SessionError as error:
-            self.post_message(ActionRefused(str(error)))
-            return
-        except Exception as error:  # shown in the dialog; the traceback goes to the log
-            logger.exception("the change of step %s failed", self.session.path[-1])
-            self.post_message(WorkFailed("Change failed", f"Running the change failed: {error!r}"))
-            return
-        self.post_message(StepFinished(record))
+        self._post_record(
+            lambda: self.session.run_remediation(self.runner, confirmation,
+                                                 context_now=self.read_context(), on_output=self._stream),
+            log_format="the change of step %s failed", title="Change failed",
+            detail="Running the change failed",
+        )
 
     def on_step_finished(self, message: StepFinished) -> None:
         self._end_busy()
