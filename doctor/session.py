@@ -124,7 +124,7 @@ def fill(argv: Iterable[str], values: Mapping[str, str]) -> tuple[str, ...]:
 def values_from_facts(finding: Finding | None, facts: FactSet) -> dict[str, str]:
     """Derive placeholder values (namespace, pod, service, caller …) from the facts a finding cites.
 
-    The pod whose access log or status the finding cites is `{pod}`; the pod
+    The pod whose access log or status the finding cites is `{pod}`. The pod
     whose IP is the downstream address of a cited server-side access-log line
     is the caller. Values that the facts do not determine are left out, so the
     session asks the engineer for them.
@@ -288,8 +288,8 @@ def config_path(environ: Mapping[str, str] | None = None) -> Path:
 def load_production_contexts(path: Path | None = None) -> tuple[tuple[str, ...], list[ParseProblem]]:
     """Read `production_contexts` (names or shell patterns such as `prod-*`) from the config file.
 
-    A missing file marks no context; an invalid file is reported as a problem
-    and marks no context, so the caller shows the problem to the engineer.
+    A missing file marks no context. An invalid file also marks no context and
+    is returned as a problem, so the caller shows it to the engineer.
     """
     path = path or config_path()
     if not path.exists():
@@ -644,8 +644,8 @@ class Session:
     def judge(self, looks_right: bool) -> StepRecord:
         """Record the engineer's reading of a check's output, which overrides the exit status.
 
-        An exit status of 0 only says the command worked: an empty endpoint
-        list also exits 0. For a verify step, "looks right" verifies the
+        An exit status of 0 only shows that the command ran without error, because
+        an empty endpoint list also exits 0. For a verify step, "looks right" verifies the
         remediation and "shows the problem" withdraws the verification.
         """
         step = self._expect("check")

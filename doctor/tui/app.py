@@ -58,14 +58,15 @@ NAVIGATION_KEYS = (
 
 @dataclass
 class SessionOptions:
-    """How guided sessions run: where journals go, which runner, which contexts are production.
+    """Settings of guided sessions: the journal folder, the runner and the production contexts.
 
     `values` adds placeholder values the evidence cannot give (the mesh lab's
     ports). `playbooks_dir` replaces the shipped playbooks. `resume` is the id
-    of a session to open at start; `new_id` makes the id of a new one. With
-    `symptom_form` and no paths, the app opens the symptom form and collects
-    evidence live through `kubeconfig` (None: $KUBECONFIG). `read_context` returns the kube context
-    mutations would go to; the session compares it before each change.
+    of a session to open at start, and `new_id` makes the id of a new one.
+    With `symptom_form` and no paths, the app opens the symptom form and
+    collects evidence live through `kubeconfig` (None: $KUBECONFIG).
+    `read_context` returns the kube context that mutations would go to, and
+    the session compares it before each change.
     """
 
     journal_root: Path | None = None
@@ -92,8 +93,8 @@ def build_app(
 
     `export_dir` is where `e` writes the incident summary (default: the current
     folder). `clock` returns the time used for the report's name and the
-    diagnosis timestamp; tests pass a fixed one. `read_only` refuses every
-    mutating playbook step; `sessions` configures guided sessions.
+    diagnosis timestamp, and tests pass a fixed one. `read_only` rejects every
+    mutating playbook step. `sessions` configures guided sessions.
     """
     return MeshDoctorApp(
         [Path(path) for path in paths],
@@ -129,7 +130,7 @@ def engineer_name() -> str:
 
 @dataclass(frozen=True)
 class LiveOutcome:
-    """What a live collection from the symptom form gave: the diagnosis, its facts and how it ended."""
+    """Result of a live collection from the symptom form: the diagnosis, its facts and how it ended."""
 
     diagnosis: Diagnosis
     facts: FactSet

@@ -27,7 +27,7 @@ class ScanCompleted(Message):
 
     `playbooks` maps playbook ids to the loaded playbooks. When the playbook
     files could not be loaded, it is empty and `playbook_error` gives the
-    reason. The diagnosis is shown either way. `log_summary` holds the
+    reason. The diagnosis is shown either way. `log_summary` contains the
     per-minute series of the access-log entries the scan read, or None when
     it read none.
     """

@@ -16,7 +16,7 @@ def row_width(table: DataTable, estimate: int) -> int:
     """Return the cells a table's rows can fill: its width less a vertical scrollbar.
 
     Before the table's first layout its width is 0, so `estimate` (the
-    expected width of the whole table) stands in until the screen refills the
+    expected width of the whole table) is used until the screen refills the
     table after the next refresh.
     """
     width = table.size.width or estimate

@@ -4,7 +4,7 @@ Shows the series of a `doctor.logstats.LogSummary`: the error rate per
 minute and, for each failing response code (the symptom: 503, 403, 401,
 429, ...), its count per minute. `[` and `]` move the start and the end of
 the window inward, `{` and `}` move them back out, and `0` shows the whole
-series again; each change posts `ErrorRateChart.WindowChanged` with the
+series again. Each change posts `ErrorRateChart.WindowChanged` with the
 first and the last minute shown, so the screen can summarize that window.
 """
 
