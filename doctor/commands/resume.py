@@ -1,8 +1,8 @@
 """`mesh-doctor resume [ID]`: open a guided session again at the step where it stopped.
 
 Without an ID it resumes the newest session that has not finished. Steps
-whose result reached the journal keep it; a step that was running when the
-process died starts again. A corrupt journal line is reported and skipped.
+whose result reached the journal keep it, and a step that was running when
+the process died starts again. A corrupt journal line is reported and skipped.
 """
 
 from __future__ import annotations
@@ -32,12 +32,12 @@ def run(options: argparse.Namespace) -> int:
     root = options.state_dir or sessions_dir()
     session_id = options.session_id
     if session_id is None:
-        open_sessions = [sid for sid, path in list_sessions(root)
-                         if session_summary(path)["state"] == "open"]
-        if not open_sessions:
+        # Sessions are listed newest first, so stop reading journals at the first open one.
+        session_id = next((sid for sid, path in list_sessions(root)
+                           if session_summary(path)["state"] == "open"), None)
+        if session_id is None:
             print(f"mesh-doctor resume: no unfinished session in {root}", file=sys.stderr)
             return ExitCode.NO_INPUT
-        session_id = open_sessions[0]
     journal_path = root / session_id / "journal.jsonl"
     if not journal_path.is_file():
         print(f"mesh-doctor resume: no session {session_id!r} in {root}; "
