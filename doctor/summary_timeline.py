@@ -158,11 +158,13 @@ def _remediate_step(playbook_id: str | None, values: Mapping[str, str]) -> dict[
     if playbook is None:
         return None
 
+    from doctor.session import fill
+
     for step in playbook.steps:
         if step.kind == "remediate" and step.command:
-            return {"id": step.id, "command": _fill(step.command, values),
-                    "dry_run": _fill(step.dry_run, values) if step.dry_run else None,
-                    "rollback": _fill(step.rollback, values) if step.rollback else None,
+            return {"id": step.id, "command": list(fill(step.command, values)),
+                    "dry_run": list(fill(step.dry_run, values)) if step.dry_run else None,
+                    "rollback": list(fill(step.rollback, values)) if step.rollback else None,
                     "verify": step.verify}
     return None
 
@@ -178,15 +180,6 @@ def _placeholder_values(symptom: Mapping[str, Any]) -> dict[str, str]:
     if namespace:
         values["namespace"] = namespace.split(".")[0]
     return values
-
-
-def _fill(argv: Sequence[str], values: Mapping[str, str]) -> list[str]:
-    filled = []
-    for part in argv:
-        for key, value in values.items():
-            part = part.replace("{" + key + "}", value)
-        filled.append(part)
-    return filled
 
 
 def build_timeline(entries: Sequence[JournalEntry], diagnosis: Mapping[str, Any],
