@@ -21,6 +21,7 @@ from rich.text import Text
 from doctor.diagnosis import CauseStatus, Diagnosis, Finding, NotChecked
 from doctor.model import Evidence
 from doctor.playbooks import Playbook, Step
+from doctor.session import placeholders_in
 from doctor.tui.sources import ARCHIVE_SUFFIXES
 
 STATUS_STYLES: dict[CauseStatus, str] = {
@@ -216,20 +217,13 @@ def _quote(argument: str) -> str:
 
 
 def placeholders(playbook: Playbook) -> list[str]:
-    """List the `{placeholders}` the playbook's commands use, in order of first use."""
-    found: list[str] = []
-    for step in playbook.steps:
-        for argument in (*step.command, *step.dry_run, *step.rollback):
-            if "{." in argument:
-                # A kubectl jsonpath template: `{range}`, `{end}` and `{.field}` are its own syntax.
-                continue
-            for name in _PLACEHOLDER.findall(argument):
-                if name not in found:
-                    found.append(name)
-    return found
+    """List the `{placeholders}` the playbook's commands use, in order of first use.
 
-
-_PLACEHOLDER = re.compile(r"(?<!\{)\{([a-z][a-z0-9_]*)\}(?!\})")
+    The names are the ones the guided session fills, so a kubectl JSONPath
+    `{end}` or `{.field}` is not listed, while a `{pod}` next to it is.
+    """
+    return placeholders_in([argument for step in playbook.steps
+                            for argument in (*step.command, *step.dry_run, *step.rollback)])
 
 STEP_KIND_STYLES = {"check": "cyan", "ask": "magenta", "remediate": "bold red", "note": "dim"}
 

@@ -168,3 +168,12 @@ def render_plain(renderable) -> str:
     console = Console(width=400, file=io.StringIO(), record=True, color_system=None)
     console.print(renderable)
     return console.export_text()
+
+
+def test_placeholders_next_to_jsonpath():
+    playbook = load_playbooks()["rbac-deny-matched"]
+
+    names = formatting.placeholders(playbook)
+
+    assert "removed_rule_json" in names, "a placeholder in an argument with JSONPath is still listed"
+    assert "end" not in names
