@@ -1,4 +1,4 @@
-"""Two network namespaces joined by a veth pair, made for one lab run and always removed.
+"""Two network namespaces joined by a veth pair, created for one lab run and always removed.
 
 The namespaces are named after this process (`mdlab-PID-client`,
 `mdlab-PID-server`), so two runs never collide, and deleting a namespace
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
 from doctor.model import Observation, ProbeStatus
@@ -56,19 +56,19 @@ class NetnsRunner(Runner):
 
 @dataclass
 class NetnsPair:
-    """The client and server namespaces, their veth ends and what was made, for `remove`."""
+    """The client and server namespaces, their veth ends and the namespaces created so far, for `remove`."""
 
     client: str
     server: str
     client_link: str
     server_link: str
     runner: Runner
-    made: list[str]
+    created_namespaces: list[str] = field(default_factory=list)
 
     @classmethod
     def create(cls, runner: Runner, *, client_mtu: int, server_mtu: int, client_advmss: int | None = None,
                server_gso_max_segs: int | None = None) -> "NetnsPair":
-        """Make both namespaces and the veth pair with the given MTUs; raises NamespaceUnavailable.
+        """Create both namespaces and the veth pair with the given MTUs; raises NamespaceUnavailable.
 
         `client_advmss` sets the MSS the client advertises on its route to the
         server, and `server_gso_max_segs` 1 makes the server's veth send
@@ -76,12 +76,12 @@ class NetnsPair:
         """
         tag = str(os.getpid())
         pair = cls(client=f"mdlab-{tag}-client", server=f"mdlab-{tag}-server",
-                   client_link=f"mdl{tag[-6:]}c", server_link=f"mdl{tag[-6:]}s", runner=runner, made=[])
+                   client_link=f"mdl{tag[-6:]}c", server_link=f"mdl{tag[-6:]}s", runner=runner)
         try:
             pair._ip("netns", "add", pair.client)
-            pair.made.append(pair.client)
+            pair.created_namespaces.append(pair.client)
             pair._ip("netns", "add", pair.server)
-            pair.made.append(pair.server)
+            pair.created_namespaces.append(pair.server)
             pair._ip("link", "add", pair.client_link, "type", "veth", "peer", "name", pair.server_link)
             pair._ip("link", "set", pair.client_link, "netns", pair.client)
             pair._ip("link", "set", pair.server_link, "netns", pair.server)
@@ -110,13 +110,13 @@ class NetnsPair:
         return NetnsRunner(namespace, self.runner)
 
     def remove(self) -> None:
-        """Delete the namespaces this pair made (and with them the veth pair); safe to call twice."""
-        for namespace in reversed(self.made):
+        """Delete the namespaces this pair created (and with them the veth pair); safe to call twice."""
+        for namespace in reversed(self.created_namespaces):
             observation = self.runner.run(["ip", "netns", "delete", namespace], probe_id="lab.ip",
                                           timeout=IP_TIMEOUT_S, allow_mutation=True)
             if observation.status is not ProbeStatus.OK:
                 logger.warning("could not delete network namespace %s: %s", namespace, observation.reason)
-        self.made.clear()
+        self.created_namespaces.clear()
 
     def __enter__(self) -> "NetnsPair":
         return self

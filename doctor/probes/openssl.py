@@ -2,8 +2,8 @@
 
 It shows what a peer presents (the chain with -showcerts), whether it
 verifies against a CA file, and which handshake error stops it. stdin is
-closed, so s_client ends right after the handshake instead of waiting for
-input, and the runner's timeout bounds a peer that never replies.
+an empty pipe, so s_client ends right after the handshake instead of waiting
+for input, and the runner's timeout bounds a peer that never replies.
 """
 
 from __future__ import annotations
