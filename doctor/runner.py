@@ -157,11 +157,13 @@ _MESH_DOCTOR_VALUE_FLAGS = frozenset({"--state-dir", "--allow-principal", "--env
 
 
 def _mesh_doctor_is_mutating(args: list[str]) -> bool:
-    """`mesh-doctor lab fix …` changes the running lab unless it is a `--dry-run`; the rest only reads."""
+    """Return whether `args` run `mesh-doctor lab fix` without `--dry-run`, the one command that changes the lab."""
     positionals = _positionals(args, _MESH_DOCTOR_VALUE_FLAGS)
     if positionals[:2] != ["lab", "fix"]:
         return False
-    return "--dry-run" not in args[:args.index("--")] if "--" in args else "--dry-run" not in args
+
+    options = args[:args.index("--")] if "--" in args else args
+    return "--dry-run" not in options
 
 
 def _positionals(args: Sequence[str], value_flags: frozenset[str]) -> list[str]:
