@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 import networkx as nx
 
@@ -129,16 +129,19 @@ def namespace_tasks(plan: Plan) -> list[Task]:
 
 def pods_from(observations: Iterable[Observation]) -> list[PodInfo]:
     """Read the pods of every ok `kube.pods` observation."""
-    pods: list[PodInfo] = []
+    return [_pod_info(item) for item in _listed_items(observations, "kube.pods")]
+
+
+def _listed_items(observations: Iterable[Observation], probe_id: str) -> Iterator[dict[str, Any]]:
+    """Yield the objects of every ok `probe_id` observation whose output is a JSON list."""
     for observation in observations:
-        if observation.probe_id != "kube.pods" or observation.status is not ProbeStatus.OK:
+        if observation.probe_id != probe_id or observation.status is not ProbeStatus.OK:
             continue
         try:
             items = json.loads(observation.output).get("items", [])
         except (ValueError, AttributeError):
             continue
-        pods.extend(_pod_info(item) for item in items if isinstance(item, dict))
-    return pods
+        yield from (item for item in items if isinstance(item, dict))
 
 
 def _pod_info(pod: dict[str, Any]) -> PodInfo:
@@ -172,17 +175,10 @@ def _state(status: dict[str, Any]) -> str:
 def service_selectors(observations: Iterable[Observation]) -> dict[tuple[str, str], dict[str, str]]:
     """Return (namespace, service) -> selector from every ok `kube.services` observation."""
     selectors: dict[tuple[str, str], dict[str, str]] = {}
-    for observation in observations:
-        if observation.probe_id != "kube.services" or observation.status is not ProbeStatus.OK:
-            continue
-        try:
-            items = json.loads(observation.output).get("items", [])
-        except (ValueError, AttributeError):
-            continue
-        for item in items:
-            metadata = item.get("metadata", {})
-            selector = item.get("spec", {}).get("selector") or {}
-            selectors[(metadata.get("namespace", ""), metadata.get("name", ""))] = dict(selector)
+    for item in _listed_items(observations, "kube.services"):
+        metadata = item.get("metadata", {})
+        selector = item.get("spec", {}).get("selector") or {}
+        selectors[(metadata.get("namespace", ""), metadata.get("name", ""))] = dict(selector)
     return selectors
 
 
