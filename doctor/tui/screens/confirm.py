@@ -57,6 +57,7 @@ class ConfirmChange(ModalScreen[str | None]):
         parts: list = []
         parts.append(Text("Command", style="bold"))
         parts.append(Text(f"$ {command_line(argv)}", style="green"))
+
         parts.append(Text("\nDry run", style="bold"))
         if plan.dry_run:
             parts.append(Text(f"$ {command_line(plan.dry_run)}", style="green"))
@@ -72,11 +73,13 @@ class ConfirmChange(ModalScreen[str | None]):
             if not result.ok:
                 parts.append(Text("The dry run did not succeed, so the change may fail or do "
                                   "something else; read the reason before you run it.", style="bold yellow"))
+
         parts.append(Text("\nDiff", style="bold"))
         if plan.diff:
             parts.append(Syntax(redact_text(plan.diff), "diff", theme="ansi_dark", word_wrap=True))
         else:
             parts.append(Text("No diff: the dry run output above shows what changes.", style="dim"))
+
         parts.append(Text("\nRollback", style="bold"))
         parts.append(Text(f"$ {command_line(plan.rollback)}" if plan.rollback else "none given",
                           style="green" if plan.rollback else "yellow"))
@@ -116,12 +119,18 @@ class ConfirmContext(ModalScreen[bool]):
     def compose(self) -> ComposeResult:
         with Vertical(id="context-dialog"):
             yield Static("The kube context changed", id="context-title")
-            yield Static(Text(f"Session started in: {self.before.label}\nNow:              {self.now.label}"),
-                         id="context-change")
+            yield Static(self._change_text(), id="context-change")
             yield Static("Mutations stay stopped until you accept the new context.", id="context-note")
             with Horizontal(id="context-buttons"):
                 yield Button("Keep stopped", variant="primary", id="context-keep")
                 yield Button("Accept the new context", variant="warning", id="context-accept")
+
+    def _change_text(self) -> Text:
+        text = Text(f"Session started in: {self.before.label}\nNow:              ")
+        text.append(self.now.label, style="bold reverse red" if self.production else "")
+        if self.production:
+            text.append("  PRODUCTION", style="bold red")
+        return text
 
     def on_mount(self) -> None:
         self.query_one("#context-keep", Button).focus()

@@ -1,6 +1,6 @@
 """The symptom form: what fails, between whom, since when, for a start without evidence.
 
-The form returns a `SymptomRequest`; the app turns it into a read-only live
+The form returns a `SymptomRequest`. The app turns it into a read-only live
 collection scoped to that symptom (the probes its candidate causes need),
 then shows the diagnosis as if a bundle had been scanned.
 """
