@@ -86,10 +86,10 @@ class ExportScreen(ModalScreen[str | None]):
         shown = "md" if self.output_format == "html" else self.output_format
         text = render(self.data, shown)
         if self.output_format == "html":
-            text = ("The HTML file holds this content with an error-rate chart and a causal-chain "
-                    "diagram; it needs no network.\n\n" + text)
+            text = ("The HTML file contains this content with an error-rate chart and a causal-chain "
+                    "diagram. It needs no network.\n\n" + text)
         if len(text) > PREVIEW_CHARACTERS:
-            text = text[:PREVIEW_CHARACTERS] + "\n… (the file holds the rest)"
+            text = text[:PREVIEW_CHARACTERS] + "\n… (the file contains the rest)"
         return text
 
     def _show(self) -> None:

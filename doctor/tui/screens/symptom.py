@@ -48,7 +48,7 @@ class SymptomForm(ModalScreen[SymptomRequest | None]):
                          id="symptom-context", markup=False)
             yield Label("Code or symptom: 503, 403, 401, 429, tls, 137, latency, timeout, sync")
             yield Input(placeholder="503", id="symptom-code")
-            yield Label("Caller (workload or pod that sees the failure; optional)")
+            yield Label("Caller (client workload or pod that gets the error; optional)")
             yield Input(placeholder="frontend", id="symptom-caller")
             yield Label("Callee (service NAME or NAME.NAMESPACE; optional)")
             yield Input(placeholder="checkout.shop", id="symptom-callee")
