@@ -302,12 +302,10 @@ class Collector:
                 return spec.timeout_s
         return self.context.options.probe_timeout_s
 
-    @staticmethod
-    def _label(item: object, task_of: Callable | None) -> str:
-        if task_of is not None:
-            task = task_of(item)
-            return f"probe {task.spec.id} on {task.target.label()}"
-        return f"preflight {item}"
+    @classmethod
+    def _label(cls, item: object, task_of: Callable | None) -> str:
+        kind = "probe" if task_of is not None else "preflight"
+        return f"{kind} {cls._short_label(item, task_of)}"
 
     @staticmethod
     def _short_label(item: object, task_of: Callable | None) -> str:
