@@ -11,6 +11,7 @@ import json
 from doctor.diagnosis import CauseStatus, Diagnosis
 from doctor.model import Evidence
 from doctor.redact import redact_text, redact_values
+from doctor.summary_values import shorten
 
 MAX_FINDINGS_IN_TEXT = 8
 MAX_EVIDENCE_IN_TEXT = 6
@@ -88,7 +89,7 @@ def render_text(diagnosis: Diagnosis) -> str:
     not_checked = diagnosis.coverage.not_checked
     for item in not_checked[:MAX_NOT_CHECKED_IN_TEXT]:
         cause = f"{item.cause_id}: " if item.cause_id else ""
-        lines.append(f"  {cause}{item.check_id}: {_shorten(item.reason, 200)}")
+        lines.append(f"  {cause}{item.check_id}: {shorten(item.reason, 200)}")
     if len(not_checked) > MAX_NOT_CHECKED_IN_TEXT:
         lines.append(f"  … and {len(not_checked) - MAX_NOT_CHECKED_IN_TEXT} more "
                      "(see --format md or json)")
@@ -113,7 +114,7 @@ def render_text(diagnosis: Diagnosis) -> str:
         for item in finding.evidence[:MAX_EVIDENCE_IN_TEXT]:
             mark = "+" if item.supports else "-"
             location = f"{item.source}:{item.line}" if item.line else item.source
-            lines.append(f"     {mark} {location}: {_shorten(item.text)}")
+            lines.append(f"     {mark} {location}: {shorten(item.text, 160)}")
         if rank == 1:
             lines.append(f"     fix: {finding.remediation}")
     ruled_out = [finding.cause_id for finding in diagnosis.findings
@@ -158,7 +159,7 @@ def _evidence_markdown(item: Evidence) -> str:
     location = f"{item.source}:{item.line}" if item.line else item.source
     stance = "supports" if item.supports else "argues against"
     note = f" ({item.note})" if item.note else ""
-    return f"- {stance}, `{location}`{note}:\n  `{_shorten(item.text, 300)}`"
+    return f"- {stance}, `{location}`{note}:\n  `{shorten(item.text, 300)}`"
 
 
 def _time_span(first, last) -> str:
@@ -167,9 +168,4 @@ def _time_span(first, last) -> str:
     if last is None or last == first:
         return f", at {first.isoformat()}"
     return f", from {first.isoformat()} to {last.isoformat()}"
-
-
-def _shorten(text: str, limit: int = 160) -> str:
-    flat = " ".join(text.split())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
