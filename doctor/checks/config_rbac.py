@@ -355,9 +355,7 @@ def caller_principal_not_allowed(facts: FactSet, args: Mapping[str, Any]) -> Che
             evidence.extend(Evidence(item.evidence.source, item.evidence.line, item.evidence.text, False,
                                      f"{principal} is allowed by this rule") for item in matched[:2])
             continue
-        # NOTE: this cites the pod's own line (its start or metadata.name), because PodInfo has no
-        # line for serviceAccountName.
-        evidence.append(Evidence(pod.source, pod.line, f"{pod.namespace}/{pod.name} service account "
+        evidence.append(Evidence(pod.source, pod.service_account_line or pod.line, f"{pod.namespace}/{pod.name} service account "
                                                        f"{pod.service_account or 'default'}",
                                  note=f"the denied caller at {host_ip(denial.entry.downstream_remote_address)} "
                                       f"is {principal}"))

@@ -78,6 +78,7 @@ class PodInfo:
     labels: dict[str, str]
     annotations: dict[str, str]
     containers: tuple[ContainerInfo, ...]
+    service_account_line: int | None = None  # line of spec.serviceAccountName, when known
 
 
 @dataclass(frozen=True)
@@ -304,6 +305,7 @@ def _pod(source: str, pod: dict, line: int | None, problems: list[ParseProblem])
         node_name=_str(spec.get("nodeName")),
         phase=_str(status.get("phase")),
         service_account=_str(spec.get("serviceAccountName") or spec.get("serviceAccount")),
+        service_account_line=key_line(spec, "serviceAccountName") or key_line(spec, "serviceAccount"),
         labels={str(key): str(value) for key, value in _mapping(metadata.get("labels")).items()},
         annotations={str(key): str(value) for key, value in _mapping(metadata.get("annotations")).items()},
         containers=tuple(containers),
