@@ -111,15 +111,6 @@ def _default_runner():
     return Runner.from_environment()
 
 
-def session_values(paths: Sequence[Path], finding: Finding) -> dict[str, str]:
-    """Read the facts of `paths` again and derive the placeholder values of `finding`."""
-    from doctor.readers import read_paths
-    from doctor.scan import load_engine
-
-    read = read_paths(list(paths), load_engine().rulebook.signatures)
-    return values_from_facts(finding, read.facts)
-
-
 def engineer_name() -> str:
     """Return the login name the journal records as the actor of each answer and confirmation."""
     try:
@@ -236,7 +227,8 @@ class MeshDoctorApp(App[None]):
         self.export_dir = export_dir
         self.clock = clock
         self.diagnosis: Diagnosis | None = None
-        self.live_facts: FactSet | None = None
+        # The facts of the last scan or live collection, for the values of a guided session.
+        self.facts: FactSet | None = None
         self.symptom: SymptomRequest | None = None
         # How the last live collection from the symptom form ended.
         self.collection_ended: CollectionEnded | None = None
@@ -281,10 +273,11 @@ class MeshDoctorApp(App[None]):
         except (RuleLoadError, OSError) as error:
             logger.warning("playbooks could not be loaded: %s", error)
             playbook_error = str(error)
-        self.post_message(ScanCompleted(diagnosis, playbooks, playbook_error, log_summary))
+        self.post_message(ScanCompleted(diagnosis, playbooks, playbook_error, log_summary, facts))
 
     def on_scan_completed(self, message: ScanCompleted) -> None:
         self.diagnosis = message.diagnosis
+        self.facts = message.facts
         self.playbooks = message.playbooks
         self.playbook_error = message.playbook_error
         self.triage.show_diagnosis(message.diagnosis, message.playbooks, message.playbook_error,
@@ -333,14 +326,14 @@ class MeshDoctorApp(App[None]):
 
         self.post_message(CollectionEnded(outcome.cancelled, outcome.not_run, outcome.cancelled_running))
         diagnosis, facts = outcome.diagnosis, outcome.facts
-        self.live_facts = facts
         playbooks: dict[str, Playbook] = {}
         playbook_error = None
         try:
             playbooks = load_playbooks(self.session_options.playbooks_dir)
         except (RuleLoadError, OSError) as error:
             playbook_error = str(error)
-        self.post_message(ScanCompleted(diagnosis, playbooks, playbook_error, access_log_summary(facts)))
+        self.post_message(ScanCompleted(diagnosis, playbooks, playbook_error, access_log_summary(facts),
+                                        facts))
 
     def on_collection_progress(self, message: CollectionProgress) -> None:
         for screen in self.screen_stack:
@@ -377,12 +370,7 @@ class MeshDoctorApp(App[None]):
     def _open_session(self, finding: Finding, playbook: Playbook) -> None:
         options = self.session_options
         try:
-            if self.paths:
-                values = session_values(self.paths, finding)
-            elif self.live_facts is not None:
-                values = values_from_facts(finding, self.live_facts)
-            else:
-                values = {}
+            values = values_from_facts(finding, self.facts) if self.facts is not None else {}
             values.update(options.values)
             journal = Journal.for_session(options.new_id(), options.journal_root)
             session = Session.start(playbook, journal, finding=finding,

@@ -18,6 +18,7 @@ from doctor.playbooks import Playbook
 from doctor.session import Session
 
 if TYPE_CHECKING:
+    from doctor.facts import FactSet
     from doctor.logstats import LogSummary
 
 
@@ -29,13 +30,15 @@ class ScanCompleted(Message):
     files could not be loaded, it is empty and `playbook_error` gives the
     reason. The diagnosis is shown either way. `log_summary` contains the
     per-minute series of the access-log entries the scan read, or None when
-    it read none.
+    it read none. `facts` are the facts the diagnosis was made from, which
+    a guided session takes its placeholder values from.
     """
 
     diagnosis: Diagnosis
     playbooks: dict[str, Playbook] = field(default_factory=dict)
     playbook_error: str | None = None
     log_summary: LogSummary | None = None
+    facts: FactSet | None = None
 
 
 @dataclass
