@@ -36,6 +36,7 @@ from doctor.parsers import (
 logger = logging.getLogger(__name__)
 
 MAX_FILE_BYTES = 256 * 1024 * 1024
+ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar")
 BINARY_SNIFF_BYTES = 8192
 
 # Order matters: a document goes to the first parser that recognises it, so
@@ -203,7 +204,7 @@ def _decode(source: str, raw: bytes, result: ReadResult) -> Document | None:
 
 
 def _is_tarball(path: Path) -> bool:
-    return path.is_file() and (path.name.endswith((".tar.gz", ".tgz", ".tar")))
+    return path.is_file() and path.name.endswith(ARCHIVE_SUFFIXES)
 
 
 def _tarball_documents(path: Path, result: ReadResult) -> Iterable[Document]:

@@ -21,8 +21,8 @@ from rich.text import Text
 from doctor.diagnosis import CauseStatus, Diagnosis, Finding, NotChecked
 from doctor.model import Evidence
 from doctor.playbooks import Playbook, Step
+from doctor.readers import ARCHIVE_SUFFIXES
 from doctor.session import placeholders_in
-from doctor.tui.sources import ARCHIVE_SUFFIXES
 
 STATUS_STYLES: dict[CauseStatus, str] = {
     CauseStatus.CONFIRMED: "bold red",

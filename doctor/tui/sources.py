@@ -12,12 +12,12 @@ import tarfile
 from pathlib import Path
 from typing import BinaryIO
 
+from doctor.readers import ARCHIVE_SUFFIXES
 from doctor.redact import redact_text
 
 MAX_READ_BYTES = 32 * 1024 * 1024
 """Inputs longer than this are shown up to this many bytes, so one huge log cannot exhaust memory."""
 
-ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar")
 
 _CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
