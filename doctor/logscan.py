@@ -29,9 +29,11 @@ from datetime import datetime, timezone
 from functools import lru_cache
 from typing import Callable, Iterator, Sequence
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from doctor import logbytes
 from doctor.model import ParseProblem
 from doctor.parsers import accesslog
 from doctor.parsers.accesslog import AccessLogEntry
@@ -82,6 +84,10 @@ _JSON_BODY = (
 )
 
 _END = 1 << 30  # a slice stop past the end of any line
+_SECOND_WIDTH = len("2026-01-01T00:00:00")
+_MINUTE_WIDTH = len("2026-01-01T00:00")
+_KEY_LIMIT = 1 << 62  # combined group keys stay below this, so they fit in int64
+_DENSE_KEYS = 1 << 20  # up to this many possible keys, rows are grouped by counting, not sorting
 
 # Columns of a group key, in order.
 KEY_FIELDS = ("minute", "response_code", "response_flags", "response_code_details",
@@ -260,42 +266,69 @@ def scan_text(source: str, first_line: int, text: str, final: bool,
     are not consumed unless `final` is True, so the caller passes them again
     with the next chunk. `first_line` is the 1-based number of the first line.
     """
-    batch = Batch()
-    array = pc.split_pattern(pa.array([text], pa.large_string()), "\n").flatten()
-    return _scan_array(source, first_line, array, None, final, window, batch)
+    return scan_bytes(source, first_line, text.encode("utf-8"), final, window)
 
 
-def _scan_array(source: str, first_line: int, array: pa.Array, lines: Sequence[str] | None,
-                final: bool, window: tuple[str | None, str | None],
-                batch: Batch) -> tuple[Batch, int]:
-    count = len(array)
-    batch.line_count = count
-    masks = _classify(array)
-    fast = pc.or_(pc.or_(masks["text"], masks["json"]), masks["envoy"])
-    slow_indices = pc.indices_nonzero(pc.invert(fast)).to_pylist()
+def scan_bytes(source: str, first_line: int, data: bytes, final: bool,
+               window: tuple[str | None, str | None] = (None, None)) -> tuple[Batch, int]:
+    """Scan `data`, valid UTF-8 lines separated by `\\n`, like `scan_text`."""
+    chunk = logbytes.read_chunk(data)
+    count = len(chunk)
+    batch = Batch(line_count=count)
+    masks, text_rows, text_fields = _classify_chunk(chunk)
+    fast = masks["text"] | masks["json"] | masks["envoy"]
+    slow_indices = np.flatnonzero(~fast).tolist()
 
     consumed = count
     if slow_indices:
-        if lines is None:
-            lines = array.to_pylist() if len(slow_indices) * 4 > count else None
-        slow_lines = lines if lines is not None else _Lines(array)
-        consumed, absorbed = _scan_slow(source, first_line, slow_lines, count, slow_indices,
+        consumed, absorbed = _scan_slow(source, first_line, _Lines(chunk), count, slow_indices,
                                         final, window, batch)
         if consumed < count or absorbed:
             # Lines left for the next chunk, or read as part of a pretty-printed
             # object, are not counted again on their own.
-            positions = pa.array(range(count), pa.int64())
-            keep = pc.less(positions, consumed)
+            keep = np.arange(count) < consumed
             for start, end in absorbed:
-                inside = pc.and_(pc.greater_equal(positions, start), pc.less(positions, end))
-                keep = pc.and_(keep, pc.invert(inside))
-            masks = {name: pc.and_(mask, keep) for name, mask in masks.items()}
+                keep[start:end] = False
+            masks = {name: mask & keep for name, mask in masks.items()}
+            kept = keep[text_rows]
+            text_rows = text_rows[kept]
+            text_fields = text_fields.select(kept)
 
-    for name, mask in masks.items():
-        if pc.any(mask).as_py():
+    if len(text_rows):
+        _count_text(chunk, text_rows, text_fields, first_line, window, batch)
+    for name in ("json", "envoy"):
+        rows = np.flatnonzero(masks[name])
+        if len(rows):
             columns_of, value_of = _READERS[name]
-            _count_fast(source, first_line, array, mask, columns_of, value_of, window, batch)
+            _count_fast(logbytes.lines(chunk, rows), pa.array(rows + first_line, pa.int64()),
+                        columns_of, value_of, window, batch)
     return batch, consumed
+
+
+def _classify_chunk(chunk: logbytes.Chunk) -> tuple[dict[str, np.ndarray], np.ndarray,
+                                                    logbytes.TextFields]:
+    """Return, per strict format, which lines of the chunk fit it, and the TEXT lines' fields.
+
+    The structural check of `logbytes` takes most TEXT lines. RE2 checks
+    only the lines it leaves against the three strict patterns.
+    """
+    text_rows, text_fields = logbytes.text_lines(chunk)
+    masks = {name: np.zeros(len(chunk), bool) for name in _PATTERNS}
+    masks["text"][text_rows] = True
+    rest = np.flatnonzero(~masks["text"])
+    if not len(rest):
+        return masks, text_rows, text_fields
+
+    matched = {name: rest[mask.to_numpy(zero_copy_only=False)]
+               for name, mask in _classify(logbytes.lines(chunk, rest)).items()}
+    for name, rows in matched.items():
+        masks[name][rows] = True
+    if len(matched["text"]):
+        rows = np.concatenate((text_rows, matched["text"]))
+        order = np.argsort(rows, kind="stable")
+        text_fields = text_fields.join(logbytes.text_fields(chunk, matched["text"]), order)
+        text_rows = rows[order]
+    return masks, text_rows, text_fields
 
 
 def _classify(array: pa.Array) -> dict[str, pa.Array]:
@@ -325,44 +358,16 @@ def _classify(array: pa.Array) -> dict[str, pa.Array]:
 
 
 class _Lines:
-    """Index access to single lines of an Arrow array, for the few lines the tolerant parser reads."""
+    """Index access to single lines of a chunk, for the few lines the tolerant parser reads."""
 
-    def __init__(self, array: pa.Array) -> None:
-        self._array = array
+    def __init__(self, chunk: logbytes.Chunk) -> None:
+        self._chunk = chunk
 
     def __len__(self) -> int:
-        return len(self._array)
+        return len(self._chunk)
 
     def __getitem__(self, index: int) -> str:
-        return self._array[index].as_py()
-
-
-def _text_columns(rows: pa.Array) -> tuple[dict[str, pa.Array], Callable]:
-    """Cut the key columns out of TEXT lines; return them and a function for the details.
-
-    The details (path, caller address, upstream host) are needed only for
-    failing rows, so the function cuts them out of the rows at given indices.
-    """
-    # `[time] "METHOD PATH PROTOCOL" CODE FLAGS DETAILS rest...`
-    head = pc.split_pattern(rows, " ", max_splits=7)
-    # `...rest "AUTHORITY" "HOST" CLUSTER UPSTREAM_LOCAL DOWNSTREAM_LOCAL REMOTE SNI ROUTE`
-    tail = pc.split_pattern(rows, " ", max_splits=8, reverse=True)
-    columns = {
-        "second": pc.utf8_slice_codeunits(rows, 1, 20),
-        "code": pc.list_element(head, 4), "flags": pc.list_element(head, 5),
-        "details": pc.list_element(head, 6),
-        "authority": pc.utf8_slice_codeunits(pc.list_element(tail, 1), 1, -1),
-        "cluster": pc.list_element(tail, 3), "route": pc.list_element(tail, 8),
-    }
-
-    def details(indices: pa.Array) -> dict[str, pa.Array]:
-        picked_head = pc.take(head, indices)
-        picked_tail = pc.take(tail, indices)
-        return {"path": pc.list_element(picked_head, 2),
-                "host": pc.utf8_slice_codeunits(pc.list_element(picked_tail, 2), 1, -1),
-                "remote": pc.list_element(picked_tail, 6)}
-
-    return columns, details
+        return self._chunk.line(index)
 
 
 def _envoy_columns(rows: pa.Array) -> tuple[dict[str, pa.Array], Callable]:
@@ -422,12 +427,10 @@ def _json_columns(rows: pa.Array) -> tuple[dict[str, pa.Array], Callable]:
     return columns, details
 
 
-def _count_fast(source: str, first_line: int, array: pa.Array, mask: pa.Array, columns_of,
-                value_of, window: tuple[str | None, str | None], batch: Batch) -> None:
-    """Count the lines selected by `mask` with Arrow group-bys."""
-    rows = array if pc.all(mask).as_py() else pc.filter(array, mask)
+def _count_fast(rows: pa.Array, numbers: pa.Array, columns_of, value_of,
+                window: tuple[str | None, str | None], batch: Batch) -> None:
+    """Count JSON or Envoy-format lines with Arrow group-bys; `numbers` are their line numbers."""
     columns, details_of = columns_of(rows)
-    numbers = pc.add(pc.indices_nonzero(mask), first_line)
 
     selected = None  # indices into `rows` of the rows inside the window, None for all
     if window != (None, None):
@@ -458,7 +461,11 @@ def _count_fast(source: str, first_line: int, array: pa.Array, mask: pa.Array, c
     positions = pc.indices_nonzero(failing)
     if selected is not None:
         positions = pc.take(selected, positions)
-    details = details_of(positions)
+    _count_details(details_of(positions), value_of, batch)
+
+
+def _count_details(details: dict[str, pa.Array], value_of, batch: Batch) -> None:
+    """Count the paths, callers and upstream hosts of failing entries."""
     for column, counter, convert in (("path", batch.paths, None),
                                      ("remote", batch.callers, caller_of),
                                      ("host", batch.upstream_hosts, None)):
@@ -467,6 +474,122 @@ def _count_fast(source: str, first_line: int, array: pa.Array, mask: pa.Array, c
                                 counted.field("counts").to_pylist()):
             value = value_of(value)
             _count(counter, convert(value) if convert else value, count)
+
+
+def _count_text(chunk: logbytes.Chunk, rows: np.ndarray, fields: logbytes.TextFields,
+                first_line: int, window: tuple[str | None, str | None], batch: Batch) -> None:
+    """Count the TEXT lines `rows` of a chunk from the byte ranges of their fields.
+
+    Each key field is dictionary-encoded once, and the codes of a line are
+    combined into one integer key, so the group-by works on integers.
+    """
+    if window != (None, None):
+        inside = _window_rows(logbytes.fixed(chunk, fields.start + 1, _SECOND_WIDTH), window)
+        batch.outside_window += len(rows) - int(np.count_nonzero(inside))
+        rows = rows[inside]
+        fields = fields.select(inside)
+        if not len(rows):
+            return
+
+    parts = [_minute_runs(chunk, fields.start)]
+    for name in ("outcome", "upstream_cluster", "route", "authority"):
+        encoded = pc.dictionary_encode(logbytes.views(chunk, *getattr(fields, name)))
+        parts.append((encoded.dictionary.to_pylist(),
+                      encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)))
+    first_rows, totals, key_of_row = _group_rows(parts, len(rows))
+
+    kinds: list[tuple] = []
+    kind_of_key = np.full(len(totals), -1, np.int64)
+    for index, (row, total) in enumerate(zip(first_rows.tolist(), totals.tolist())):
+        minute, outcome, cluster, route, authority = (values[codes[row]] for values, codes in parts)
+        code, flags, details = outcome.split(" ")
+        key = _normal_key((minute, code, flags, details, cluster, route, authority),
+                          accesslog.none_if_dash)
+        batch.entries += total
+        batch.counts[key] = batch.counts.get(key, 0) + total
+        if is_failure(key[1], key[2]):
+            kind_of_key[index] = len(kinds)
+            kinds.append(key[1:4])
+    if not kinds:
+        return
+
+    kind_of_row = kind_of_key[key_of_row]
+    failing = np.flatnonzero(kind_of_row >= 0)
+    failing_kinds = kind_of_row[failing]
+    present, first, counts = np.unique(failing_kinds, return_index=True, return_counts=True)
+    last = len(failing_kinds) - 1 - np.unique(failing_kinds[::-1], return_index=True)[1]
+    for kind, first_index, last_index, count in zip(present.tolist(), failing[first].tolist(),
+                                                    failing[last].tolist(), counts.tolist()):
+        batch.add_kind(kinds[kind], KindSpan(
+            count, int(rows[first_index]) + first_line, _text_second(chunk, fields, first_index),
+            int(rows[last_index]) + first_line, _text_second(chunk, fields, last_index)))
+
+    picked = fields.select(failing)
+    _count_details({"path": logbytes.views(chunk, *picked.path),
+                    "remote": logbytes.views(chunk, *picked.downstream_remote),
+                    "host": logbytes.views(chunk, *picked.upstream_host)},
+                   accesslog.none_if_dash, batch)
+
+
+def _minute_runs(chunk: logbytes.Chunk, start: np.ndarray) -> tuple[list[str], np.ndarray]:
+    """Code the minute of each TEXT line by runs of equal minutes; return the run minutes and codes.
+
+    Lines come in time order, so runs are long. The same minute in two runs
+    gets two codes, and the counts of both runs meet again under one key.
+    """
+    window = np.lib.stride_tricks.sliding_window_view(chunk.buffer, _MINUTE_WIDTH)[start + 1]
+    words = window.view(np.uint64)
+    changed = np.ones(len(start), bool)
+    changed[1:] = np.any(words[1:] != words[:-1], axis=1)
+    values = [window[index].tobytes().decode("ascii") for index in np.flatnonzero(changed)]
+    return values, np.cumsum(changed, dtype=np.int64) - 1
+
+
+def _group_rows(parts: list[tuple[list, np.ndarray]], count: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Group rows by their codes in every part.
+
+    Returns, per group, its first row and its size, and, per row, its group.
+    """
+    combined = np.zeros(count, np.int64)
+    size = 1
+    for values, codes in parts:
+        if size > _KEY_LIMIT // max(len(values), 1):
+            combined = np.unique(combined, return_inverse=True)[1].astype(np.int64).ravel()
+            size = int(combined.max(initial=0)) + 1
+        combined = combined * len(values) + codes
+        size *= max(len(values), 1)
+
+    if size > _DENSE_KEYS:
+        _, first, inverse, totals = np.unique(combined, return_index=True, return_inverse=True,
+                                              return_counts=True)
+        return first, totals, inverse.ravel()
+    totals = np.bincount(combined, minlength=size)
+    present = np.flatnonzero(totals)
+    first = np.full(size, count, np.int64)
+    np.minimum.at(first, combined, np.arange(count))
+    group_of_key = np.empty(size, np.int64)
+    group_of_key[present] = np.arange(len(present))
+    return first[present], totals[present], group_of_key[combined]
+
+
+def _text_second(chunk: logbytes.Chunk, fields: logbytes.TextFields, index: int) -> str | None:
+    start = int(fields.start[index]) + 1
+    return _minute_checked(chunk.data[start:start + _SECOND_WIDTH].decode("ascii"))
+
+
+def _window_rows(seconds: np.ndarray, window: tuple[str | None, str | None]) -> np.ndarray:
+    """Select the start seconds (numpy bytes) inside the window whose minute names a real time."""
+    start, end = window
+    inside = np.ones(len(seconds), bool)
+    if start is not None:
+        inside &= seconds >= start.encode("ascii")
+    if end is not None:
+        inside &= seconds < end.encode("ascii")
+    minutes = seconds.astype(f"S{_MINUTE_WIDTH}")
+    for minute in np.unique(minutes[inside]).tolist():
+        if valid_second(minute.decode("ascii") + ":00") is None:
+            inside &= minutes != minute
+    return inside
 
 
 def _window_mask(second: pa.Array, window: tuple[str | None, str | None]) -> pa.Array:
@@ -563,7 +686,6 @@ _PATTERNS = {"text": TEXT_PATTERN, "json": JSON_PATTERN, "envoy": ENVOY_PATTERN}
 # Per strict format: the column cutter and the conversion of a raw token to
 # the parser's string value (TEXT formats log an absent value as `-`).
 _READERS = {
-    "text": (_text_columns, accesslog.none_if_dash),
     "json": (_json_columns, _json_value),
     "envoy": (_envoy_columns, accesslog.none_if_dash),
 }
@@ -650,16 +772,36 @@ def iter_rows(batch_lines: Sequence[str], source: str = "<lines>") -> Iterator[R
 
     Used to compare the fast path with the tolerant parser line by line.
     """
-    array = pa.array(list(batch_lines), pa.string())
-    masks = {name: mask.to_pylist() for name, mask in _classify(array).items()}
     for index, line in enumerate(batch_lines):
-        fitting = [name for name, mask in masks.items() if mask[index]]
+        chunk = logbytes.read_chunk(line.encode("utf-8"))
+        classified, _, fields = _classify_chunk(chunk)
+        masks = {name: bool(mask[0]) for name, mask in classified.items()}
+        if masks["text"]:
+            yield _text_row(chunk, fields, source, index + 1)
+            continue
+        fitting = [name for name in ("json", "envoy") if masks[name]]
         if not fitting:
             yield None
             continue
-        single = pa.array([line], pa.string())
         columns_of, value_of = _READERS[fitting[0]]
-        columns, details_of = columns_of(single)
+        columns, details_of = columns_of(pa.array([line], pa.large_string()))
         columns.update(details_of(pa.array([0], pa.int64())))
         raw = {name: column[0].as_py() for name, column in columns.items()}
         yield _row(source, index + 1, raw, value_of)
+
+
+def _text_row(chunk: logbytes.Chunk, fields: logbytes.TextFields, source: str, number: int) -> Row:
+    """Read the first line of a chunk, which fits the TEXT format, from its fields' byte ranges."""
+
+    def text(name: str) -> str:
+        start, end = getattr(fields, name)
+        return chunk.data[int(start[0]):int(end[0])].decode("utf-8")
+
+    code, flags, details = text("outcome").split(" ")
+    start = int(fields.start[0]) + 1
+    raw = {"second": chunk.data[start:start + _SECOND_WIDTH].decode("ascii"),
+           "code": code, "flags": flags, "details": details,
+           "cluster": text("upstream_cluster"), "route": text("route"),
+           "authority": text("authority"), "path": text("path"),
+           "remote": text("downstream_remote"), "host": text("upstream_host")}
+    return _row(source, number, raw, accesslog.none_if_dash)

@@ -18,7 +18,8 @@ import logging
 import re
 import sys
 from collections import Counter
-from concurrent.futures import Future, ThreadPoolExecutor
+import multiprocessing
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -30,6 +31,7 @@ from doctor.logscan import (
     KindSpan,
     is_failure,
     row_from_entry,
+    scan_bytes,
     scan_text,
     second_of,
 )
@@ -49,6 +51,7 @@ _SEEK_GRANULARITY = 64 * 1024
 # Files up to this size are read whole: seeking would not read fewer bytes.
 SMALL_FILE_BYTES = 1024 * 1024
 _PROBE_BYTES = 64 * 1024
+_NEWLINE_PROBE_BYTES = 4096
 _BINARY_SNIFF_BYTES = 8192
 # A path of "-" reads standard input, as in `kubectl logs POD -c istio-proxy | mesh-doctor logs -`.
 STDIN = "-"
@@ -58,8 +61,8 @@ TOP_COUNT = 10
 TRACKED_VALUES = 5000
 PROBLEMS_KEPT = 200
 MAX_FILLED_MINUTES = 7 * 24 * 60
-_THREADS = 2
-_IN_FLIGHT = 3  # chunks read ahead; each costs tens of MB while scanned
+_WORKERS = 2
+_IN_FLIGHT = 4  # pieces read ahead, each costing tens of MB while it is scanned
 
 _TEXT_TIME = re.compile(r'\[(\d{4}-\d\d-\d\d[T ][^\]]+)\] "')
 _JSON_TIME = re.compile(r'"start_time"\s*:\s*"([^"]+)"')
@@ -350,12 +353,17 @@ def summarize_entries(entries: Iterable[AccessLogEntry],
 
 
 def analyze_files(paths: Sequence[Path], since: timedelta | None = None,
-                  start: datetime | None = None, end: datetime | None = None) -> LogSummary:
+                  start: datetime | None = None, end: datetime | None = None,
+                  processes: bool = False) -> LogSummary:
     """Summarize access-log files; `since` counts back from the newest entry in them.
 
     A path of "-" reads standard input. A file that cannot be read is reported
     in the summary's notes and files, never skipped silently. Raises
     LogInputError when `since` is given with standard input.
+
+    With `processes`, chunks of plain files are scanned in forked worker
+    processes instead of threads. Only a caller that runs no other threads may
+    ask for it, because a forked process inherits locks that other threads hold.
     """
     summary = LogSummary()
     if since is not None:
@@ -369,8 +377,13 @@ def analyze_files(paths: Sequence[Path], since: timedelta | None = None,
     window = (second_of(start), second_of(end))
     summary.window_start, summary.window_end = window
 
-    for path in paths:
-        _analyze_file(Path(path), window, summary)
+    if not processes:
+        for path in paths:
+            _analyze_file(Path(path), window, summary, None)
+        return summary
+    with ProcessPoolExecutor(_WORKERS, mp_context=multiprocessing.get_context("fork")) as pool:
+        for path in paths:
+            _analyze_file(Path(path), window, summary, pool)
     return summary
 
 
@@ -378,7 +391,8 @@ def _format_delta(delta: timedelta) -> str:
     return f"{int(delta.total_seconds())}s"
 
 
-def _analyze_file(path: Path, window: tuple[str | None, str | None], summary: LogSummary) -> None:
+def _analyze_file(path: Path, window: tuple[str | None, str | None], summary: LogSummary,
+                  pool: ProcessPoolExecutor | None) -> None:
     if str(path) == STDIN:
         _analyze_stdin(window, summary)
         return
@@ -411,7 +425,11 @@ def _analyze_file(path: Path, window: tuple[str | None, str | None], summary: Lo
         handle: BinaryIO = gzip.GzipFile(fileobj=counted) if compressed else counted
         counted.seek(start_offset)
         source = str(path) if start_offset == 0 else f"{path} (from byte {start_offset})"
-        _read_stream(handle, source, end_offset, window, report, summary)
+        if pool is not None and not compressed:
+            pieces = _file_pieces(path, counted, end_offset if end_offset is not None else size)
+            _read_stream(pieces, source, window, report, summary, pool)
+        else:
+            _read_stream(_stream_pieces(handle, end_offset), source, window, report, summary, None)
         report.bytes_read = counted.bytes_read
     summary.files.append(report)
 
@@ -426,16 +444,16 @@ def _analyze_stdin(window: tuple[str | None, str | None], summary: LogSummary) -
         report.note = "standard input cannot seek, so all of it was read"
         summary.notes.append(f"{STDIN_SOURCE}: {report.note}")
     handle: BinaryIO = gzip.GzipFile(fileobj=counted) if compressed else counted
-    _read_stream(handle, STDIN_SOURCE, None, window, report, summary)
+    _read_stream(_stream_pieces(handle, None), STDIN_SOURCE, window, report, summary, None)
     report.bytes_read = report.size = counted.bytes_read
     summary.files.append(report)
 
 
-def _read_stream(handle: BinaryIO, source: str, end_offset: int | None,
-                 window: tuple[str | None, str | None], report: FileReport,
-                 summary: LogSummary) -> None:
+def _read_stream(pieces: Iterator[_Piece], source: str, window: tuple[str | None, str | None],
+                 report: FileReport, summary: LogSummary,
+                 pool: ProcessPoolExecutor | None) -> None:
     try:
-        _scan_stream(handle, source, end_offset, window, report, summary)
+        _scan_stream(pieces, source, window, report, summary, pool)
     except _BinaryFile:
         report.method = "skipped"
         report.note = "binary file (NUL bytes in its first 8 KiB), not an access log"
@@ -489,50 +507,128 @@ class _CountingReader:
         return self._raw.closed
 
 
-def _scan_stream(handle: BinaryIO, source: str, end_offset: int | None,
-                 window: tuple[str | None, str | None], report: FileReport,
-                 summary: LogSummary) -> None:
-    """Scan chunks on worker threads and add them in file order.
+@dataclass(frozen=True)
+class _Piece:
+    """A run of complete lines: its bytes, or the byte range of the file that contains them.
 
-    Arrow releases the GIL, so two chunks are scanned at once. Workers number
-    lines from 1 within their chunk. The lines are renumbered when the chunk
-    is added, because only then is the number of lines before it known.
+    `final` is True for the last piece when it ends without a newline.
     """
-    chunks = _byte_chunks(handle, end_offset)
-    with ThreadPoolExecutor(_THREADS) as pool:
-        queue: list[tuple[bytes, bool, Future]] = []
+
+    final: bool
+    data: bytes | None = None
+    path: str | None = None
+    begin: int = 0
+    end: int = 0
+
+    def read(self) -> bytes:
+        if self.data is not None:
+            return self.data
+        with open(self.path, "rb") as handle:
+            handle.seek(self.begin)
+            return handle.read(self.end - self.begin)
+
+
+def _stream_pieces(handle: BinaryIO, end_offset: int | None) -> Iterator[_Piece]:
+    for data, final in _byte_chunks(handle, end_offset):
+        yield _Piece(final, data=data)
+
+
+def _file_pieces(path: Path, handle: _CountingReader, end_offset: int) -> Iterator[_Piece]:
+    """Cut `[handle.tell(), end_offset)` of a plain file into pieces that end at newlines.
+
+    Only the bytes around each cut are read here, and the workers read the
+    pieces. The handle counts both.
+    """
+    begin = handle.tell()
+    while begin < end_offset:
+        nominal = begin + CHUNK_BYTES
+        if nominal >= end_offset:
+            cut = _last_newline(handle, begin, end_offset)
+        else:
+            cut = _last_newline(handle, begin, nominal)
+        if cut is None:  # no newline in the nominal piece: take the line whole
+            cut = _next_newline(handle, nominal, end_offset)
+        if cut is None:
+            handle.bytes_read += end_offset - begin
+            yield _Piece(True, path=str(path), begin=begin, end=end_offset)
+            return
+        handle.bytes_read += cut - begin + 1
+        yield _Piece(False, path=str(path), begin=begin, end=cut)
+        begin = cut + 1
+
+
+def _last_newline(handle: _CountingReader, begin: int, end: int) -> int | None:
+    """Return the offset of the last newline in `[begin, end)`, reading backwards in blocks."""
+    stop = end
+    while stop > begin:
+        start = max(begin, stop - _NEWLINE_PROBE_BYTES)
+        handle.seek(start)
+        block = handle.read(stop - start)
+        found = block.rfind(b"\n")
+        if found >= 0:
+            return start + found
+        stop = start
+    return None
+
+
+def _next_newline(handle: _CountingReader, begin: int, end: int) -> int | None:
+    """Return the offset of the first newline in `[begin, end)`."""
+    position = begin
+    while position < end:
+        handle.seek(position)
+        block = handle.read(min(_NEWLINE_PROBE_BYTES, end - position))
+        found = block.find(b"\n")
+        if found >= 0:
+            return position + found
+        position += len(block)
+    return None
+
+
+def _scan_stream(pieces: Iterator[_Piece], source: str, window: tuple[str | None, str | None],
+                 report: FileReport, summary: LogSummary,
+                 pool: ProcessPoolExecutor | None) -> None:
+    """Scan pieces on worker threads or processes and add them in file order.
+
+    numpy and Arrow release the GIL in their loops, so two threads scan two
+    pieces at once. Forked processes do not share a GIL at all. Workers number
+    lines from 1 within their piece. The lines are renumbered
+    when the piece is added, because only then is the number of lines before
+    it known.
+    """
+    executor = pool if pool is not None else ThreadPoolExecutor(_WORKERS)
+    try:
+        queue: list[tuple[_Piece, Future]] = []
         lines_before = 0
-        first_chunk = True
+        first_piece = True
         carry = ""
         exhausted = False
         while True:
             while not exhausted and len(queue) < _IN_FLIGHT:
-                item = next(chunks, None)
-                if item is None:
+                piece = next(pieces, None)
+                if piece is None:
                     exhausted = True
                     break
-                data, final = item
-                if first_chunk and b"\x00" in data[:_BINARY_SNIFF_BYTES]:
+                if first_piece and b"\x00" in _head(piece):
                     raise _BinaryFile()
-                first_chunk = False
-                queue.append((data, final, pool.submit(_scan_bytes, source, data, final, window)))
+                first_piece = False
+                queue.append((piece, executor.submit(_scan_piece, source, piece, window)))
             if not queue:
                 break
 
-            data, final, future = queue.pop(0)
+            piece, future = queue.pop(0)
             if carry:
-                # The previous chunk left lines of an open JSON object: rescan this
-                # chunk with them in front.
+                # The previous piece left lines of an open JSON object: rescan this
+                # piece with them in front.
                 future.cancel()
-                text = carry + "\n" + _decode(data)
-                batch, consumed = scan_text(source, 1, text, final, window)
+                text = carry + "\n" + _decode(piece.read())
+                batch, consumed = scan_text(source, 1, text, piece.final, window)
                 total = batch.line_count
             else:
                 batch, consumed, total, text = future.result()
             carry = ""
             if consumed < total:
                 if text is None:
-                    text = _decode(data)
+                    text = _decode(piece.read())
                 carry = text.split("\n", consumed)[-1]
             _renumber_batch(batch, lines_before)
             lines_before += consumed
@@ -541,13 +637,30 @@ def _scan_stream(handle: BinaryIO, source: str, end_offset: int | None,
             batch, consumed = scan_text(source, 1, carry, True, window)
             _renumber_batch(batch, lines_before)
             _add(batch, consumed, source, report, summary)
+    finally:
+        if pool is None:
+            executor.shutdown(cancel_futures=True)
 
 
-def _scan_bytes(source: str, data: bytes, final: bool, window: tuple[str | None, str | None]):
-    text = _decode(data)
-    batch, consumed = scan_text(source, 1, text, final, window)
+def _head(piece: _Piece) -> bytes:
+    if piece.data is not None:
+        return piece.data[:_BINARY_SNIFF_BYTES]
+    with open(piece.path, "rb") as handle:
+        handle.seek(piece.begin)
+        return handle.read(min(_BINARY_SNIFF_BYTES, piece.end - piece.begin))
+
+
+def _scan_piece(source: str, piece: _Piece, window: tuple[str | None, str | None]):
+    """Scan one piece; return its batch, the lines consumed and in all, and its text when needed."""
+    data = piece.read()
+    if not data.isascii():
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError:
+            data = _decode(data).encode("utf-8")
+    batch, consumed = scan_bytes(source, 1, data, piece.final, window)
     total = batch.line_count
-    return batch, consumed, total, (text if consumed < total else None)
+    return batch, consumed, total, (_decode(data) if consumed < total else None)
 
 
 def _renumber_batch(batch: Batch, lines_before: int) -> None:

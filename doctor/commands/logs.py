@@ -65,7 +65,8 @@ def run(options: argparse.Namespace) -> int:
 
     pyarrow.set_memory_pool(pyarrow.system_memory_pool())
     try:
-        summary = analyze_files(options.files, since=since, start=start, end=end)
+        # This command runs no other threads, so the workers may be forked processes.
+        summary = analyze_files(options.files, since=since, start=start, end=end, processes=True)
     except LogInputError as error:
         print(f"mesh-doctor logs: {error}", file=sys.stderr)
         return ExitCode.USAGE
