@@ -45,13 +45,39 @@ _SIZE_SPACES = 5
 # Quotes 5 to 12 close and open quoted fields separated by one space.
 _SEPARATED_QUOTES = (5, 7, 9, 11)
 
-# `YYYY-MM-DDTHH:MM:SS` after the `[`: the lowest and highest byte at each place.
-_TIME_LOW = np.frombuffer(b"0000-00-00T00:00:00", np.uint8)
-_TIME_HIGH = np.frombuffer(b"9999-99-99T99:99:59", np.uint8)
-_TIME_SPAN = _TIME_HIGH - _TIME_LOW
+# Gaps between consecutive structural places of a TEXT line (see `text_lines`):
+# "1" and "2" are exact, "t" (a token) is at least 2, "f" (free text) at least 1.
+_TEXT_GAPS = "1ttt1tttt1f1tttt1f2f2f11f11f1tttttt"
+_GAP_LOW = np.array([{"1": 1, "2": 2, "t": 2, "f": 1}[gap] for gap in _TEXT_GAPS], np.int64)
+_GAP_SPAN = np.array([0 if gap in "12" else 1 << 62 for gap in _TEXT_GAPS], np.uint64)
+
+_ALL_64 = np.uint64(0xFFFFFFFFFFFFFFFF)
+_HIGH_NIBBLES = np.uint64(0xF0F0F0F0F0F0F0F0)
+_THREES = np.uint64(0x3030303030303030)
+_SIXES = np.uint64(0x0606060606060606)
+_NO_BYTES = (np.uint64(0), np.uint64(0))
+
+
+def _word_template(template: str) -> tuple[np.uint64, tuple[np.uint64, np.uint64]]:
+    """Turn 8 characters, `d` for a digit, `?` for any byte, else a literal, into word masks."""
+    digits = mask = value = 0
+    for place, character in enumerate(template):
+        if character == "d":
+            digits |= 0xFF << (8 * place)
+        elif character != "?":
+            mask |= 0xFF << (8 * place)
+            value |= ord(character) << (8 * place)
+    return np.uint64(digits), (np.uint64(mask), np.uint64(value))
+
+
+# `YYYY-MM-DDTHH:MM:SS` after the `[`, in words of 8 bytes: (offset, digits, literals).
+_TIME_WORDS = tuple((offset, *_word_template(template))
+                    for offset, template in ((0, "dddd-dd-"), (8, "ddTdd:dd"), (16, ":dd?????")))
+_SECOND_TENS = 18  # offset from the `[` of the tens of seconds, which are 0 to 5
 _MAX_FRACTION = 9
 _MAX_CODE_DIGITS = 3
 _VIEW_INLINE = 12  # a string view stores values up to this many bytes inline
+_PORT_WINDOW = 8  # the last bytes of an address searched for `:PORT`
 
 
 @dataclass(frozen=True)
@@ -71,6 +97,7 @@ class Chunk:
     delimiters: np.ndarray
     first_delimiter: np.ndarray
     delimiter_count: np.ndarray
+    only_quotes: np.ndarray  # per line: every delimiter before the newline is a quote
     spaces: np.ndarray
 
     def __len__(self) -> int:
@@ -79,10 +106,26 @@ class Chunk:
     def line(self, index: int) -> str:
         return self.data[self.starts[index]:self.ends[index]].decode("utf-8")
 
+    def words(self, offsets: np.ndarray) -> np.ndarray:
+        """Return the 8 bytes at each offset as a little-endian integer (unaligned reads)."""
+        return np.ndarray((len(self.data) - 8,), "<u8", self.data, 0, (1,))[offsets]
 
-def read_chunk(data: bytes) -> Chunk:
-    """Find the lines, delimiters and spaces of `data` (lines split at `\\n` only)."""
-    body = data + b"\n" + bytes(_PADDING)
+    def half_words(self, offsets: np.ndarray) -> np.ndarray:
+        """Return the 4 bytes at each offset as a little-endian integer (unaligned reads)."""
+        return np.ndarray((len(self.data) - 4,), "<u4", self.data, 0, (1,))[offsets]
+
+
+def padding() -> bytes:
+    """Return the bytes a chunk needs after its last line: a newline and zeros."""
+    return b"\n" + bytes(_PADDING)
+
+
+def read_chunk(data: bytes | bytearray, padded: bool = False) -> Chunk:
+    """Find the lines, delimiters and spaces of `data` (lines split at `\\n` only).
+
+    With `padded`, `data` already ends with `padding()`, so it is not copied.
+    """
+    body = data if padded else data + padding()
     buffer = np.frombuffer(body, np.uint8)
     is_space = buffer == SPACE
     shifted = np.subtract(buffer, np.uint8(_FIRST_PLAIN))
@@ -90,7 +133,8 @@ def read_chunk(data: bytes) -> Chunk:
     # Every space is outside the plain range, so this drops exactly the spaces.
     np.logical_xor(outside, is_space, out=outside)
     delimiters = np.flatnonzero(outside)
-    newlines = np.flatnonzero(buffer[delimiters] == NEWLINE)
+    kinds = buffer[delimiters]
+    newlines = np.flatnonzero(kinds == NEWLINE)
     ends = delimiters[newlines]
     starts = np.empty_like(ends)
     starts[0] = 0
@@ -106,8 +150,18 @@ def read_chunk(data: bytes) -> Chunk:
         delimiters=delimiters,
         first_delimiter=first_delimiter,
         delimiter_count=newlines - first_delimiter,
+        only_quotes=_only_quotes(kinds, newlines),
         spaces=np.flatnonzero(is_space),
     )
+
+
+def _only_quotes(kinds: np.ndarray, newlines: np.ndarray) -> np.ndarray:
+    """Return, per line, True when its delimiters before the newline are all quotes."""
+    only = np.ones(len(newlines), bool)
+    others = np.flatnonzero((kinds[:newlines[-1]] != QUOTE) & (kinds[:newlines[-1]] != NEWLINE))
+    if len(others):
+        only[np.searchsorted(newlines, others)] = False
+    return only
 
 
 @dataclass(frozen=True)
@@ -146,61 +200,51 @@ class TextFields:
 def text_lines(chunk: Chunk) -> tuple[np.ndarray, TextFields]:
     """Find the lines that fit Istio's TEXT format (the subset the module names).
 
-    Returns their indices and their fields.
+    Returns their indices and their fields. Arrays of places are laid out one
+    row per place and one column per line, so each place is contiguous.
     """
-    buffer = chunk.buffer
     spaces = chunk.spaces
-    candidates = np.flatnonzero(chunk.delimiter_count == TEXT_QUOTES)
-    quotes = chunk.delimiters[chunk.first_delimiter[candidates, None] + np.arange(TEXT_QUOTES)]
-    ok = np.all(buffer[quotes] == QUOTE, axis=1)
+    candidates = np.flatnonzero((chunk.delimiter_count == TEXT_QUOTES) & chunk.only_quotes)
+    quotes = chunk.delimiters[chunk.first_delimiter[candidates] + np.arange(TEXT_QUOTES)[:, None]]
     start = chunk.starts[candidates]
     end = chunk.ends[candidates]
 
-    # The spaces of a line are spaces[first:last]. Quoted free text may hold
+    # The spaces of a line are spaces[first:last]. Quoted free text may contain
     # spaces, so the five after the transport failure reason are found by search.
-    bounds = np.searchsorted(spaces, np.column_stack((start, end, quotes[:, 3])).ravel())
-    first, last, after_reason = bounds.reshape(-1, 3).T
-    ok &= last - first >= _HEAD_SPACES + _TAIL_SPACES + _SIZE_SPACES
-    head = _take(spaces, first[:, None] + np.arange(_HEAD_SPACES))
-    tail = _take(spaces, last[:, None] - _TAIL_SPACES + np.arange(_TAIL_SPACES))
-    sizes = _take(spaces, after_reason[:, None] + np.arange(_SIZE_SPACES + 1))
+    first = np.searchsorted(spaces, start)
+    last = np.searchsorted(spaces, end)
+    after_reason = np.searchsorted(spaces, quotes[3])
+    ok = last - first >= _HEAD_SPACES + _TAIL_SPACES + _SIZE_SPACES
+    head = _take(spaces, first + np.arange(_HEAD_SPACES)[:, None])
+    tail = _take(spaces, last - _TAIL_SPACES + np.arange(_TAIL_SPACES)[:, None])
+    sizes = _take(spaces, after_reason + np.arange(_SIZE_SPACES)[:, None])
 
-    # `[TIME] "METHOD PATH PROTOCOL" CODE FLAGS DETAILS TERMINATION_DETAILS "`
-    ok &= head[:, 0] == quotes[:, 0] - 1
-    ok &= (head[:, 1] > quotes[:, 0]) & (head[:, 2] < quotes[:, 1])
-    ok &= head[:, 3] == quotes[:, 1] + 1
-    ok &= head[:, 7] == quotes[:, 2] - 1
-    # `" BYTES_RECEIVED BYTES_SENT DURATION SERVICE_TIME "`, and no sixth space before the quote.
-    ok &= sizes[:, 0] == quotes[:, 3] + 1
-    ok &= sizes[:, 4] == quotes[:, 4] - 1
-    ok &= sizes[:, 5] > quotes[:, 4]
-    # `"REQUEST_ID" "AUTHORITY" "HOST" CLUSTER ... ROUTE`, with no space in authority or host.
-    ok &= tail[:, 0] == quotes[:, 9] + 1
-    ok &= tail[:, 1] == quotes[:, 11] + 1
-    ok &= tail[:, 2] == quotes[:, 13] + 1
+    # The structural spaces and quotes of the line in order, and the gaps
+    # between them. The spaces of each group are consecutive spaces of the
+    # line, so a gap of one byte at either end of a group also proves that
+    # no other space lies in the group.
+    places = np.concatenate((head[:1], quotes[:1], head[1:3], quotes[1:2], head[3:], quotes[2:4],
+                             sizes, quotes[4:10], tail[:1], quotes[10:12], tail[1:2], quotes[12:],
+                             tail[2:], end[None]))
+    gaps = places[1:] - places[:-1]
+    gaps -= _GAP_LOW[:, None]
+    ok &= np.all(gaps.view(np.uint64) <= _GAP_SPAN[:, None], axis=0)
     for closing in _SEPARATED_QUOTES:
-        ok &= quotes[:, closing + 1] - quotes[:, closing] == 2
-        ok &= buffer[quotes[:, closing] + 1] == SPACE
-    # Tokens are not empty.
-    ok &= np.all(np.diff(np.column_stack((quotes[:, 0], head[:, 1:3], quotes[:, 1])), axis=1) >= 2,
-                 axis=1)
-    ok &= np.all(np.diff(head[:, 3:], axis=1) >= 2, axis=1)
-    ok &= np.all(np.diff(sizes[:, :5], axis=1) >= 2, axis=1)
-    ok &= np.all(np.diff(np.column_stack((tail[:, 2:], end)), axis=1) >= 2, axis=1)
-    ok &= _time_fits(buffer, start, quotes[:, 0] - 1)
-    ok &= _code_fits(buffer, head[:, 3] + 1, head[:, 4])
+        ok &= chunk.buffer[quotes[closing] + 1] == SPACE
+    ok &= _time_fits(chunk, start, head[0])
+    ok &= _code_fits(chunk, head[3] + 1, head[4])
 
     rows = candidates[ok]
-    quotes, head, tail, end = quotes[ok], head[ok], tail[ok], end[ok]
+    end = end[ok]
     fields = TextFields(
         start=start[ok],
-        outcome=(head[:, 3] + 1, head[:, 6]),
-        path=(head[:, 1] + 1, head[:, 2]),
-        authority=(quotes[:, 10] + 1, quotes[:, 11]),
-        upstream_host=(quotes[:, 12] + 1, quotes[:, 13]),
-        upstream_cluster=(tail[:, 2] + 1, tail[:, 3]),
-        downstream_remote=(tail[:, 5] + 1, tail[:, 6]),
-        route=(tail[:, 7] + 1, end),
+        outcome=(head[3, ok] + 1, head[6, ok]),
+        path=(head[1, ok] + 1, head[2, ok]),
+        authority=(quotes[10, ok] + 1, quotes[11, ok]),
+        upstream_host=(quotes[12, ok] + 1, quotes[13, ok]),
+        upstream_cluster=(tail[2, ok] + 1, tail[3, ok]),
+        downstream_remote=(tail[5, ok] + 1, tail[6, ok]),
+        route=(tail[7, ok] + 1, end),
     )
     return rows, fields
 
@@ -210,34 +254,60 @@ def _take(values: np.ndarray, index: np.ndarray) -> np.ndarray:
     return values[np.clip(index, 0, len(values) - 1)]
 
 
-def _time_fits(buffer: np.ndarray, start: np.ndarray, after_time: np.ndarray) -> np.ndarray:
-    """Check `[YYYY-MM-DDTHH:MM:SS(.fraction)Z]` from `start` to the space at `after_time`."""
+def _time_fits(chunk: Chunk, start: np.ndarray, after_time: np.ndarray) -> np.ndarray:
+    """Check `[YYYY-MM-DDTHH:MM:SS(.fraction)Z]` from `start` to the space at `after_time`.
+
+    Each 8 bytes are checked at once as one integer. Every read stays inside
+    the line or the padding after the chunk.
+    """
+    buffer = chunk.buffer
     ok = buffer[start] == ord("[")
     width = after_time - start  # 22 without a fraction, 23 + digits with one
     ok &= (width == 22) | ((width >= 24) & (width <= 23 + _MAX_FRACTION))
     ok &= buffer[after_time - 1] == ord("]")
     ok &= buffer[after_time - 2] == ord("Z")
 
-    # Every read below stays inside the line or the padding after the chunk.
-    windows = np.lib.stride_tricks.sliding_window_view(buffer, len(_TIME_LOW) + 1 + _MAX_FRACTION)
-    window = windows[start + 1]
-    ok &= np.all(window[:, :len(_TIME_LOW)] - _TIME_LOW <= _TIME_SPAN, axis=1)
-    fraction = window[:, len(_TIME_LOW):]  # `.` and up to nine digits
-    has_fraction = width > 22
-    ok &= ~has_fraction | (fraction[:, 0] == ord("."))
-    needed = np.arange(_MAX_FRACTION) < (width - 23)[:, None]
-    ok &= np.all(~needed | (fraction[:, 1:] - np.uint8(ord("0")) <= 9), axis=1)
+    for offset, digits, literals in _TIME_WORDS:
+        ok &= _word_fits(chunk.words(start + 1 + offset), digits, literals)
+    ok &= buffer[start + _SECOND_TENS] <= ord("5")
+
+    # `.` and one to nine digits, checked as all digits with the places past them masked.
+    fraction_digits = np.clip(width - 23, 0, _MAX_FRACTION)
+    has_fraction = fraction_digits > 0
+    ok &= ~has_fraction | (buffer[start + 20] == ord("."))
+    first_eight = np.minimum(fraction_digits, 8)
+    ok &= _word_fits(chunk.words(start + 21), _byte_mask(first_eight), _NO_BYTES)
+    ok &= (fraction_digits < 9) | (buffer[start + 29] - np.uint8(ord("0")) <= 9)
     return ok
 
 
-def _code_fits(buffer: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.ndarray:
+def _byte_mask(count: np.ndarray) -> np.ndarray:
+    """Return integers whose first `count` bytes (0 to 8) are 0xFF, little-endian."""
+    bits = (count * 8).astype(np.uint64)
+    return np.where(count >= 8, _ALL_64, (np.uint64(1) << np.minimum(bits, 63)) - np.uint64(1))
+
+
+def _word_fits(words: np.ndarray, digits: np.ndarray | np.uint64,
+               literals: tuple[np.uint64, np.uint64]) -> np.ndarray:
+    """Check 8 bytes at once: ASCII digits where `digits` has 0xFF, the literal bytes elsewhere.
+
+    `literals` is (mask, value): the bytes under the mask must equal the value.
+    A byte is a digit when its high nibble is 3 and adding 6 keeps it there
+    (0x30 to 0x39), and a digit plus 6 never carries into the next byte.
+    """
+    high = digits & _HIGH_NIBBLES
+    threes = digits & _THREES
+    ok = (words & high) == threes
+    ok &= ((words + (digits & _SIXES)) & high) == threes
+    mask, value = literals
+    return ok & ((words & mask) == value)
+
+
+def _code_fits(chunk: Chunk, start: np.ndarray, end: np.ndarray) -> np.ndarray:
     """Check that the response code in `[start, end)` has one to three digits."""
     length = end - start
-    digits = np.lib.stride_tricks.sliding_window_view(buffer, _MAX_CODE_DIGITS)[start]
-    needed = np.arange(_MAX_CODE_DIGITS) < length[:, None]
     ok = (length >= 1) & (length <= _MAX_CODE_DIGITS)
-    ok &= np.all(~needed | (digits - np.uint8(ord("0")) <= 9), axis=1)
-    return ok
+    return ok & _word_fits(chunk.words(start), _byte_mask(np.clip(length, 0, 3)), _NO_BYTES)
 
 
 def text_fields(chunk: Chunk, rows: np.ndarray) -> TextFields:
@@ -273,7 +343,6 @@ def text_fields(chunk: Chunk, rows: np.ndarray) -> TextFields:
 # inline (up to 12 bytes) or a 4-byte prefix, the buffer index and the offset.
 _VIEW = np.dtype({"names": ["length", "low", "high"], "formats": ["<i4", "<u8", "<u4"],
                   "offsets": [0, 4, 12], "itemsize": 16})
-_ALL_64 = np.uint64(0xFFFFFFFFFFFFFFFF)
 
 
 def views(chunk: Chunk, start: np.ndarray, end: np.ndarray) -> pa.Array:
@@ -283,9 +352,8 @@ def views(chunk: Chunk, start: np.ndarray, end: np.ndarray) -> pa.Array:
     longer ones point into the chunk. The ranges must hold whole UTF-8 characters.
     """
     length = end - start
-    # Unaligned 8- and 4-byte reads at every byte of the chunk.
-    low = np.ndarray((len(chunk.data) - 8,), "<u8", chunk.data, 0, (1,))[start]
-    high = np.ndarray((len(chunk.data) - 4,), "<u4", chunk.data, 0, (1,))[start + 8]
+    low = chunk.words(start)
+    high = chunk.half_words(start + 8)
     low_bits = (np.minimum(length, 8) * 8).astype(np.uint64)
     low_mask = np.where(length >= 8, _ALL_64, (np.uint64(1) << low_bits) - np.uint64(1))
     high_bits = (np.clip(length - 8, 0, 4) * 8).astype(np.uint64)
@@ -298,6 +366,24 @@ def views(chunk: Chunk, start: np.ndarray, end: np.ndarray) -> pa.Array:
     layout["high"] = np.where(long, start, high & high_mask)
     return pa.Array.from_buffers(pa.string_view(), len(start),
                                  [None, pa.py_buffer(layout), pa.py_buffer(chunk.data)])
+
+
+def strip_ports(chunk: Chunk, start: np.ndarray, end: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Cut `:PORT` off addresses, as `logscan.caller_of` does, where PORT is 1 to 7 ASCII digits.
+
+    Returns the new ends and which addresses were cut. The others are left
+    for `caller_of`: those without a colon in their last 8 bytes, with a
+    longer port, or with no host before the colon.
+    """
+    window = np.lib.stride_tricks.sliding_window_view(chunk.buffer, _PORT_WINDOW)[end - _PORT_WINDOW]
+    places = end[:, None] - _PORT_WINDOW + np.arange(_PORT_WINDOW)
+    colon = (window == ord(":")) & (places > start[:, None])
+    last_colon = _PORT_WINDOW - 1 - np.argmax(colon[:, ::-1], axis=1)
+    after = np.arange(_PORT_WINDOW) > last_colon[:, None]
+    digits = window - np.uint8(ord("0")) <= 9
+    stripped = colon.any(axis=1) & (last_colon < _PORT_WINDOW - 1)
+    stripped &= ~np.any(after & ~digits, axis=1)
+    return np.where(stripped, end - _PORT_WINDOW + last_colon, end), stripped
 
 
 def fixed(chunk: Chunk, start: np.ndarray, width: int) -> np.ndarray:

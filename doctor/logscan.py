@@ -269,10 +269,14 @@ def scan_text(source: str, first_line: int, text: str, final: bool,
     return scan_bytes(source, first_line, text.encode("utf-8"), final, window)
 
 
-def scan_bytes(source: str, first_line: int, data: bytes, final: bool,
-               window: tuple[str | None, str | None] = (None, None)) -> tuple[Batch, int]:
-    """Scan `data`, valid UTF-8 lines separated by `\\n`, like `scan_text`."""
-    chunk = logbytes.read_chunk(data)
+def scan_bytes(source: str, first_line: int, data: bytes | bytearray, final: bool,
+               window: tuple[str | None, str | None] = (None, None),
+               padded: bool = False) -> tuple[Batch, int]:
+    """Scan `data`, valid UTF-8 lines separated by `\\n`, like `scan_text`.
+
+    With `padded`, `data` ends with `logbytes.padding()` after its last line.
+    """
+    chunk = logbytes.read_chunk(data, padded)
     count = len(chunk)
     batch = Batch(line_count=count)
     masks, text_rows, text_fields = _classify_chunk(chunk)
@@ -525,10 +529,23 @@ def _count_text(chunk: logbytes.Chunk, rows: np.ndarray, fields: logbytes.TextFi
             int(rows[last_index]) + first_line, _text_second(chunk, fields, last_index)))
 
     picked = fields.select(failing)
-    _count_details({"path": logbytes.views(chunk, *picked.path),
-                    "remote": logbytes.views(chunk, *picked.downstream_remote),
-                    "host": logbytes.views(chunk, *picked.upstream_host)},
-                   accesslog.none_if_dash, batch)
+    for values, counter in ((picked.path, batch.paths), (picked.upstream_host, batch.upstream_hosts)):
+        _count_values(logbytes.views(chunk, *values), accesslog.none_if_dash, counter)
+    # Callers are counted by host: the port is cut off here where it is plain
+    # digits, and by `caller_of` for the rest.
+    remote_start, remote_end = picked.downstream_remote
+    host_end, stripped = logbytes.strip_ports(chunk, remote_start, remote_end)
+    _count_values(logbytes.views(chunk, remote_start[stripped], host_end[stripped]), None,
+                  batch.callers)
+    _count_values(logbytes.views(chunk, remote_start[~stripped], remote_end[~stripped]),
+                  lambda value: caller_of(accesslog.none_if_dash(value)), batch.callers)
+
+
+def _count_values(values: pa.Array, convert, counter: Counter) -> None:
+    """Add the distinct values (through `convert`, when given) and their counts to `counter`."""
+    counted = pc.value_counts(values)
+    for value, count in zip(counted.field("values").to_pylist(), counted.field("counts").to_pylist()):
+        _count(counter, convert(value) if convert else value, count)
 
 
 def _minute_runs(chunk: logbytes.Chunk, start: np.ndarray) -> tuple[list[str], np.ndarray]:

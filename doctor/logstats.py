@@ -13,18 +13,20 @@ contain, not on how many lines they have.
 
 from __future__ import annotations
 
+import ctypes
 import gzip
 import logging
+import multiprocessing
 import re
 import sys
 from collections import Counter
-import multiprocessing
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, BinaryIO, Iterable, Iterator, Sequence
 
+from doctor import logbytes
 from doctor.logscan import (
     KEY_FIELDS,
     Batch,
@@ -62,6 +64,10 @@ TRACKED_VALUES = 5000
 PROBLEMS_KEPT = 200
 MAX_FILLED_MINUTES = 7 * 24 * 60
 _WORKERS = 2
+# mallopt parameters from glibc's malloc.h, and the block size kept for reuse.
+_M_TRIM_THRESHOLD = -1
+_M_MMAP_THRESHOLD = -3
+_KEPT_BLOCK_BYTES = 1 << 30
 _IN_FLIGHT = 4  # pieces read ahead, each costing tens of MB while it is scanned
 
 _TEXT_TIME = re.compile(r'\[(\d{4}-\d\d-\d\d[T ][^\]]+)\] "')
@@ -381,10 +387,29 @@ def analyze_files(paths: Sequence[Path], since: timedelta | None = None,
         for path in paths:
             _analyze_file(Path(path), window, summary, None)
         return summary
-    with ProcessPoolExecutor(_WORKERS, mp_context=multiprocessing.get_context("fork")) as pool:
+    with ProcessPoolExecutor(_WORKERS, mp_context=multiprocessing.get_context("fork"),
+                             initializer=_keep_freed_memory) as pool:
         for path in paths:
             _analyze_file(Path(path), window, summary, pool)
     return summary
+
+
+def _keep_freed_memory() -> None:
+    """Let glibc's malloc keep freed blocks of any size for reuse in this process.
+
+    Each piece allocates tens of MB of arrays. By default glibc maps large
+    blocks fresh from the kernel and unmaps them on free, so every piece pays
+    for page faults again: a sequential scan of benchmarks' 1,000,000-line TEXT
+    log took about 25 ms a piece that way and about 17 ms with this setting.
+    Outside glibc the call is skipped.
+    """
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        logger.debug("libc.so.6 not found; malloc thresholds left unchanged")
+        return
+    libc.mallopt(_M_MMAP_THRESHOLD, _KEPT_BLOCK_BYTES)
+    libc.mallopt(_M_TRIM_THRESHOLD, _KEPT_BLOCK_BYTES)
 
 
 def _format_delta(delta: timedelta) -> str:
@@ -527,6 +552,20 @@ class _Piece:
             handle.seek(self.begin)
             return handle.read(self.end - self.begin)
 
+    def read_padded(self) -> bytearray:
+        """Return the bytes followed by `logbytes.padding()`, read without a further copy."""
+        tail = logbytes.padding()
+        if self.data is not None:
+            return bytearray(self.data + tail)
+        size = self.end - self.begin
+        buffer = bytearray(size + len(tail))
+        with open(self.path, "rb") as handle:
+            handle.seek(self.begin)
+            if handle.readinto(memoryview(buffer)[:size]) != size:
+                raise EOFError(f"{self.path} is shorter than expected: it changed while it was read")
+        buffer[size:] = tail
+        return buffer
+
 
 def _stream_pieces(handle: BinaryIO, end_offset: int | None) -> Iterator[_Piece]:
     for data, final in _byte_chunks(handle, end_offset):
@@ -652,15 +691,17 @@ def _head(piece: _Piece) -> bytes:
 
 def _scan_piece(source: str, piece: _Piece, window: tuple[str | None, str | None]):
     """Scan one piece; return its batch, the lines consumed and in all, and its text when needed."""
-    data = piece.read()
+    data = piece.read_padded()
     if not data.isascii():
+        size = len(data) - len(logbytes.padding())
         try:
-            data.decode("utf-8")
+            bytes(data[:size]).decode("utf-8")
         except UnicodeDecodeError:
-            data = _decode(data).encode("utf-8")
-    batch, consumed = scan_bytes(source, 1, data, piece.final, window)
+            data = bytearray(_decode(bytes(data[:size])).encode("utf-8") + logbytes.padding())
+    batch, consumed = scan_bytes(source, 1, data, piece.final, window, padded=True)
     total = batch.line_count
-    return batch, consumed, total, (_decode(data) if consumed < total else None)
+    text = _decode(bytes(data[:len(data) - len(logbytes.padding())])) if consumed < total else None
+    return batch, consumed, total, text
 
 
 def _renumber_batch(batch: Batch, lines_before: int) -> None:
