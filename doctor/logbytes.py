@@ -74,6 +74,32 @@ def _word_template(template: str) -> tuple[np.uint64, tuple[np.uint64, np.uint64
 _TIME_WORDS = tuple((offset, *_word_template(template))
                     for offset, template in ((0, "dddd-dd-"), (8, "ddTdd:dd"), (16, ":dd?????")))
 _SECOND_TENS = 18  # offset from the `[` of the tens of seconds, which are 0 to 5
+
+# The keys of Istio's JSON access-log format in the sorted order Envoy's `json_format` writes them.
+JSON_KEYS = (
+    "authority", "bytes_received", "bytes_sent", "connection_termination_details",
+    "downstream_local_address", "downstream_remote_address", "duration", "method", "path",
+    "protocol", "request_id", "requested_server_name", "response_code",
+    "response_code_details", "response_flags", "route_name", "start_time",
+    "upstream_cluster", "upstream_host", "upstream_local_address", "upstream_service_time",
+    "upstream_transport_failure_reason", "user_agent", "x_forwarded_for",
+)
+
+
+def _key_words(key: str) -> tuple[list[np.uint64], list[np.uint64]]:
+    """Return the key's bytes as 8-byte words and the masks of the bytes that count."""
+    padded = key.encode("ascii").ljust(-(-len(key) // 8) * 8, b"\0")
+    words, masks = [], []
+    for offset in range(0, len(padded), 8):
+        used = min(8, len(key) - offset)
+        words.append(np.uint64(int.from_bytes(padded[offset:offset + 8], "little")))
+        masks.append(np.uint64((1 << (8 * used)) - 1))
+    return words, masks
+
+
+_KEY_WORDS = [_key_words(key) for key in JSON_KEYS]
+_NULL = np.uint32(int.from_bytes(b"null", "little"))
+_MAX_NUMBER = 15
 _MAX_FRACTION = 9
 _MAX_CODE_DIGITS = 3
 _VIEW_INLINE = 12  # a string view stores values up to this many bytes inline
@@ -98,6 +124,7 @@ class Chunk:
     first_delimiter: np.ndarray
     delimiter_count: np.ndarray
     only_quotes: np.ndarray  # per line: every delimiter before the newline is a quote
+    kinds: np.ndarray  # the byte at each delimiter
     spaces: np.ndarray
 
     def __len__(self) -> int:
@@ -151,6 +178,7 @@ def read_chunk(data: bytes | bytearray, padded: bool = False) -> Chunk:
         first_delimiter=first_delimiter,
         delimiter_count=newlines - first_delimiter,
         only_quotes=_only_quotes(kinds, newlines),
+        kinds=kinds,
         spaces=np.flatnonzero(is_space),
     )
 
@@ -165,13 +193,15 @@ def _only_quotes(kinds: np.ndarray, newlines: np.ndarray) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class TextFields:
-    """Byte ranges `(start, end)` of the fields of TEXT lines, one element per line.
+class LineFields:
+    """Byte ranges `(start, end)` of the fields of TEXT or JSON lines, one element per line.
 
-    `outcome` is `CODE FLAGS DETAILS`, three tokens with single spaces.
+    In TEXT lines `outcome` is `CODE FLAGS DETAILS`, three tokens with single
+    spaces. In JSON lines it runs from the response code's value to the
+    response flags' value, and every range of a string value includes its quotes.
     """
 
-    start: np.ndarray  # offset of the `[` that opens the line
+    start: np.ndarray  # the byte before the start time: TEXT's `[` or the quote in JSON
     outcome: tuple[np.ndarray, np.ndarray]
     path: tuple[np.ndarray, np.ndarray]
     authority: tuple[np.ndarray, np.ndarray]
@@ -183,21 +213,21 @@ class TextFields:
     _RANGES = ("outcome", "path", "authority", "upstream_host", "upstream_cluster",
                "downstream_remote", "route")
 
-    def select(self, rows: np.ndarray) -> TextFields:
-        return TextFields(self.start[rows], *(
+    def select(self, rows: np.ndarray) -> LineFields:
+        return LineFields(self.start[rows], *(
             (getattr(self, name)[0][rows], getattr(self, name)[1][rows]) for name in self._RANGES))
 
-    def join(self, other: TextFields, order: np.ndarray) -> TextFields:
+    def join(self, other: LineFields, order: np.ndarray) -> LineFields:
         """Return these fields followed by `other`'s, then taken in `order`."""
         def both(mine: np.ndarray, theirs: np.ndarray) -> np.ndarray:
             return np.concatenate((mine, theirs))[order]
 
-        return TextFields(both(self.start, other.start), *(
+        return LineFields(both(self.start, other.start), *(
             (both(getattr(self, name)[0], getattr(other, name)[0]),
              both(getattr(self, name)[1], getattr(other, name)[1])) for name in self._RANGES))
 
 
-def text_lines(chunk: Chunk) -> tuple[np.ndarray, TextFields]:
+def text_lines(chunk: Chunk) -> tuple[np.ndarray, LineFields]:
     """Find the lines that fit Istio's TEXT format (the subset the module names).
 
     Returns their indices and their fields. Arrays of places are laid out one
@@ -236,7 +266,7 @@ def text_lines(chunk: Chunk) -> tuple[np.ndarray, TextFields]:
 
     rows = candidates[ok]
     end = end[ok]
-    fields = TextFields(
+    fields = LineFields(
         start=start[ok],
         outcome=(head[3, ok] + 1, head[6, ok]),
         path=(head[1, ok] + 1, head[2, ok]),
@@ -310,7 +340,156 @@ def _code_fits(chunk: Chunk, start: np.ndarray, end: np.ndarray) -> np.ndarray:
     return ok & _word_fits(chunk.words(start), _byte_mask(np.clip(length, 0, 3)), _NO_BYTES)
 
 
-def text_fields(chunk: Chunk, rows: np.ndarray) -> TextFields:
+def json_lines(chunk: Chunk, taken: np.ndarray) -> tuple[np.ndarray, LineFields]:
+    """Find the lines that fit `logscan.JSON_PATTERN` and are not `taken`; return them and their fields.
+
+    The check accepts a subset of the pattern: strings of printable ASCII
+    without `!`, and numbers of at most 15 characters. A line's delimiters are
+    then exactly the quotes of its keys and string values. A string is a value
+    when the one byte before it is a colon, else a key. The bytes between
+    strings must be `{`, `,` or `:`, or a colon, a number or null and a comma.
+    """
+    counts = chunk.delimiter_count
+    lines = ~taken & chunk.only_quotes & (counts % 2 == 0)
+    lines &= (counts >= 2 * len(JSON_KEYS)) & (counts <= 4 * len(JSON_KEYS))
+    lines[_lines_with(chunk, ord("\\"))] = False
+    candidates = np.flatnonzero(lines)
+    if not len(candidates):
+        return candidates, _no_fields()
+
+    buffer = chunk.buffer
+    # Per delimiter, newlines included; the padding after the last line is in no line.
+    in_candidate = np.zeros(len(chunk.delimiters), bool)
+    in_candidate[:int(counts.sum()) + len(counts)] = np.repeat(lines, counts + 1)
+    quotes = chunk.delimiters[in_candidate & (chunk.kinds == QUOTE)]
+    opening, closing = quotes[0::2], quotes[1::2]
+    strings_per_line = counts[candidates] // 2
+    line_of = np.repeat(np.arange(len(candidates)), strings_per_line)
+    first_of_line = np.cumsum(strings_per_line) - strings_per_line
+    start = chunk.starts[candidates]
+    end = chunk.ends[candidates]
+
+    # The bytes between the previous string and this one.
+    previous_close = np.empty_like(closing)
+    previous_close[1:] = closing[:-1]
+    previous_close[first_of_line] = start[:] - 1
+    is_first = np.zeros(len(opening), bool)
+    is_first[first_of_line] = True
+    between = opening - previous_close - 1
+    byte_before = buffer[opening - 1]
+    is_value = ~is_first & (between == 1) & (byte_before == ord(":"))
+    after_value = np.zeros(len(opening), bool)
+    after_value[1:] = is_value[:-1]
+    after_value[first_of_line] = False
+
+    good = np.ones(len(opening), bool)
+    good &= ~(is_value & after_value)  # a value follows a key
+    first_ok = (between == 1) & (buffer[np.maximum(previous_close + 1, 0)] == ord("{"))
+    good &= ~is_first | first_ok
+    key_after_value = ~is_first & ~is_value & after_value
+    good &= ~key_after_value | ((between == 1) & (byte_before == ord(",")))
+    key_after_key = ~is_first & ~is_value & ~after_value
+    good &= ~key_after_key | ((buffer[previous_close + 1] == ord(":")) & (byte_before == ord(",")))
+    after_scalar = np.flatnonzero(key_after_key)
+    good[after_scalar] &= _scalar_fits(chunk, previous_close[after_scalar] + 2, opening[after_scalar] - 1)
+
+    ok = np.bincount(line_of, weights=~good, minlength=len(candidates)) == 0
+    ok &= np.bincount(line_of, weights=~is_value, minlength=len(candidates)) == len(JSON_KEYS)
+    # The end of the line: `}` after a string value, or `:SCALAR}` after a key.
+    last = first_of_line + strings_per_line - 1
+    ends_with_value = is_value[last]
+    ok &= buffer[end - 1] == ord("}")
+    ok &= ~ends_with_value | (end == closing[last] + 2)
+    ok &= ends_with_value | ((buffer[closing[last] + 1] == ord(":")) & _scalar_fits(
+        chunk, closing[last] + 2, end - 1))
+    if not ok.any():
+        return candidates[ok], _no_fields()
+
+    # Keys of the lines left, one row per key slot and one column per line.
+    selected = np.flatnonzero(ok)
+    keys = np.flatnonzero(ok[line_of] & ~is_value).reshape(-1, len(JSON_KEYS)).T
+    fits = np.ones(len(selected), bool)
+    for slot, (words, masks) in enumerate(_KEY_WORDS):
+        key_start = opening[keys[slot]] + 1
+        fits &= closing[keys[slot]] - key_start == len(JSON_KEYS[slot])
+        for index, (word, mask) in enumerate(zip(words, masks)):
+            fits &= (chunk.words(key_start + 8 * index) & mask) == word
+
+    # The value of each key: the next string when it is a value, else the scalar after the colon.
+    following = np.minimum(keys + 1, len(opening) - 1)
+    value_is_string = is_value[following] & (keys < last[selected])
+    scalar_end = np.where(keys == last[selected], end[selected] - 1, opening[following] - 1)
+    value_start = np.where(value_is_string, opening[following], closing[keys] + 2)
+    value_end = np.where(value_is_string, closing[following] + 1, scalar_end)
+    time_slot = JSON_KEYS.index("start_time")
+    fits &= value_is_string[time_slot]
+    fits &= _iso_time_fits(chunk, value_start[time_slot] + 1, value_end[time_slot] - 1)
+    rows = candidates[selected[fits]]
+    value_start, value_end = value_start[:, fits], value_end[:, fits]
+
+    def value(name: str) -> tuple[np.ndarray, np.ndarray]:
+        slot = JSON_KEYS.index(name)
+        return value_start[slot], value_end[slot]
+
+    code_start = value("response_code")[0]
+    flags_end = value("response_flags")[1]
+    fields = LineFields(
+        start=value("start_time")[0],
+        outcome=(code_start, flags_end),
+        path=value("path"),
+        authority=value("authority"),
+        upstream_host=value("upstream_host"),
+        upstream_cluster=value("upstream_cluster"),
+        downstream_remote=value("downstream_remote_address"),
+        route=value("route_name"),
+    )
+    return rows, fields
+
+
+def _no_fields() -> LineFields:
+    empty = np.zeros(0, np.int64)
+    return LineFields(empty, *((empty, empty) for _ in LineFields._RANGES))
+
+
+def _lines_with(chunk: Chunk, byte: int) -> np.ndarray:
+    """Return the indices of the lines that contain `byte`."""
+    found = np.flatnonzero(chunk.buffer[:chunk.ends[-1]] == byte)
+    return np.unique(np.searchsorted(chunk.ends, found))
+
+
+def _scalar_fits(chunk: Chunk, start: np.ndarray, end: np.ndarray) -> np.ndarray:
+    """Check that `[start, end)` is `null` or a JSON integer of 1 to 15 characters."""
+    length = end - start
+    is_null = (length == 4) & (chunk.half_words(start) == _NULL)
+    negative = chunk.buffer[start] == ord("-")
+    digits_start = start + negative
+    digit_count = end - digits_start
+    number = (digit_count >= 1) & (length <= _MAX_NUMBER)
+    number &= (digit_count == 1) | (chunk.buffer[digits_start] != ord("0"))
+    number &= _word_fits(chunk.words(digits_start), _byte_mask(np.clip(digit_count, 0, 8)), _NO_BYTES)
+    number &= _word_fits(chunk.words(digits_start + 8), _byte_mask(np.clip(digit_count - 8, 0, 8)),
+                         _NO_BYTES)
+    return is_null | number
+
+
+def _iso_time_fits(chunk: Chunk, start: np.ndarray, end: np.ndarray) -> np.ndarray:
+    """Check `YYYY-MM-DDTHH:MM:SS(.fraction)Z` in `[start, end)`."""
+    buffer = chunk.buffer
+    width = end - start  # 20 without a fraction, 21 + digits with one
+    ok = (width == 20) | ((width >= 22) & (width <= 21 + _MAX_FRACTION))
+    ok &= buffer[end - 1] == ord("Z")
+    for offset, digits, literals in _TIME_WORDS:
+        ok &= _word_fits(chunk.words(start + offset), digits, literals)
+    ok &= buffer[start + _SECOND_TENS - 1] <= ord("5")
+
+    fraction_digits = np.clip(width - 21, 0, _MAX_FRACTION)
+    ok &= (fraction_digits == 0) | (buffer[start + 19] == ord("."))
+    ok &= _word_fits(chunk.words(start + 20), _byte_mask(np.minimum(fraction_digits, 8)), _NO_BYTES)
+    ok &= (fraction_digits < 9) | (buffer[start + 28] - np.uint8(ord("0")) <= 9)
+    return ok
+
+
+def text_fields(chunk: Chunk, rows: np.ndarray) -> LineFields:
     """Find the fields of the lines `rows`, which fit `logscan.TEXT_PATTERN`.
 
     The pattern keeps whitespace out of the time and of every unquoted field,
@@ -327,7 +506,7 @@ def text_fields(chunk: Chunk, rows: np.ndarray) -> TextFields:
     request = np.searchsorted(spaces, quotes[:, 0])  # the space after the method
     outcome = np.searchsorted(spaces, quotes[:, 1])  # the space before the code
     tail = np.searchsorted(spaces, end)  # one past the last space of the line
-    return TextFields(
+    return LineFields(
         start=start,
         outcome=(spaces[outcome] + 1, spaces[outcome + 3]),
         path=(spaces[request] + 1, spaces[request + 1]),

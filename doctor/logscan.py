@@ -67,14 +67,7 @@ ENVOY_PATTERN = (
 _JSON_STRING = r'"[^"\\\x00-\x1f]*"'
 _JSON_VALUE = rf"(?:{_JSON_STRING}|-?(?:0|[1-9][0-9]*)|null)"
 # The keys of Istio's JSON format in the sorted order Envoy's `json_format` writes them.
-_JSON_KEYS = (
-    "authority", "bytes_received", "bytes_sent", "connection_termination_details",
-    "downstream_local_address", "downstream_remote_address", "duration", "method", "path",
-    "protocol", "request_id", "requested_server_name", "response_code",
-    "response_code_details", "response_flags", "route_name", "start_time",
-    "upstream_cluster", "upstream_host", "upstream_local_address", "upstream_service_time",
-    "upstream_transport_failure_reason", "user_agent", "x_forwarded_for",
-)
+_JSON_KEYS = logbytes.JSON_KEYS
 JSON_PATTERN = "^\\{" + ",".join(
     f'"{key}":"{_TIME}"' if key == "start_time" else f'"{key}":{_JSON_VALUE}'
     for key in _JSON_KEYS) + "\\}$"
@@ -279,8 +272,8 @@ def scan_bytes(source: str, first_line: int, data: bytes | bytearray, final: boo
     chunk = logbytes.read_chunk(data, padded)
     count = len(chunk)
     batch = Batch(line_count=count)
-    masks, text_rows, text_fields = _classify_chunk(chunk)
-    fast = masks["text"] | masks["json"] | masks["envoy"]
+    found = _classify_chunk(chunk)
+    fast = found.masks["text"] | found.masks["json"] | found.masks["envoy"]
     slow_indices = np.flatnonzero(~fast).tolist()
 
     consumed = count
@@ -293,15 +286,13 @@ def scan_bytes(source: str, first_line: int, data: bytes | bytearray, final: boo
             keep = np.arange(count) < consumed
             for start, end in absorbed:
                 keep[start:end] = False
-            masks = {name: mask & keep for name, mask in masks.items()}
-            kept = keep[text_rows]
-            text_rows = text_rows[kept]
-            text_fields = text_fields.select(kept)
+            found = found.keep(keep)
 
-    if len(text_rows):
-        _count_text(chunk, text_rows, text_fields, first_line, window, batch)
-    for name in ("json", "envoy"):
-        rows = np.flatnonzero(masks[name])
+    for rows, fields, layout in ((found.text_rows, found.text_fields, _TEXT_LAYOUT),
+                                 (found.json_rows, found.json_fields, _JSON_LAYOUT)):
+        if len(rows):
+            _count_fields(chunk, rows, fields, layout, first_line, window, batch)
+    for name, rows in (("json", found.arrow_json_rows), ("envoy", np.flatnonzero(found.masks["envoy"]))):
         if len(rows):
             columns_of, value_of = _READERS[name]
             _count_fast(logbytes.lines(chunk, rows), pa.array(rows + first_line, pa.int64()),
@@ -309,30 +300,61 @@ def scan_bytes(source: str, first_line: int, data: bytes | bytearray, final: boo
     return batch, consumed
 
 
-def _classify_chunk(chunk: logbytes.Chunk) -> tuple[dict[str, np.ndarray], np.ndarray,
-                                                    logbytes.TextFields]:
-    """Return, per strict format, which lines of the chunk fit it, and the TEXT lines' fields.
+@dataclass(frozen=True)
+class _Classified:
+    """The strict format of each line of a chunk, and the fields of the lines read from offsets.
 
-    The structural check of `logbytes` takes most TEXT lines. RE2 checks
-    only the lines it leaves against the three strict patterns.
+    `masks` marks, per format, every line that fits it. TEXT and JSON lines
+    read from offsets have their rows and fields here; the JSON lines that
+    only RE2 accepted are `arrow_json_rows`, read with Arrow.
+    """
+
+    masks: dict[str, np.ndarray]
+    text_rows: np.ndarray
+    text_fields: logbytes.LineFields
+    json_rows: np.ndarray
+    json_fields: logbytes.LineFields
+    arrow_json_rows: np.ndarray
+
+    def keep(self, keep: np.ndarray) -> _Classified:
+        """Return the classification of the lines where `keep` is True."""
+        text_kept = keep[self.text_rows]
+        json_kept = keep[self.json_rows]
+        return _Classified(
+            masks={name: mask & keep for name, mask in self.masks.items()},
+            text_rows=self.text_rows[text_kept],
+            text_fields=self.text_fields.select(text_kept),
+            json_rows=self.json_rows[json_kept],
+            json_fields=self.json_fields.select(json_kept),
+            arrow_json_rows=self.arrow_json_rows[keep[self.arrow_json_rows]],
+        )
+
+
+def _classify_chunk(chunk: logbytes.Chunk) -> _Classified:
+    """Find the strict format of each line of the chunk.
+
+    The structural checks of `logbytes` take most TEXT and compact JSON
+    lines. RE2 checks only the lines they leave against the three strict patterns.
     """
     text_rows, text_fields = logbytes.text_lines(chunk)
     masks = {name: np.zeros(len(chunk), bool) for name in _PATTERNS}
     masks["text"][text_rows] = True
-    rest = np.flatnonzero(~masks["text"])
-    if not len(rest):
-        return masks, text_rows, text_fields
-
-    matched = {name: rest[mask.to_numpy(zero_copy_only=False)]
-               for name, mask in _classify(logbytes.lines(chunk, rest)).items()}
-    for name, rows in matched.items():
-        masks[name][rows] = True
-    if len(matched["text"]):
-        rows = np.concatenate((text_rows, matched["text"]))
-        order = np.argsort(rows, kind="stable")
-        text_fields = text_fields.join(logbytes.text_fields(chunk, matched["text"]), order)
-        text_rows = rows[order]
-    return masks, text_rows, text_fields
+    json_rows, json_fields = logbytes.json_lines(chunk, masks["text"])
+    masks["json"][json_rows] = True
+    arrow_json_rows = np.zeros(0, np.int64)
+    rest = np.flatnonzero(~(masks["text"] | masks["json"]))
+    if len(rest):
+        matched = {name: rest[mask.to_numpy(zero_copy_only=False)]
+                   for name, mask in _classify(logbytes.lines(chunk, rest)).items()}
+        for name, rows in matched.items():
+            masks[name][rows] = True
+        arrow_json_rows = matched["json"]
+        if len(matched["text"]):
+            rows = np.concatenate((text_rows, matched["text"]))
+            order = np.argsort(rows, kind="stable")
+            text_fields = text_fields.join(logbytes.text_fields(chunk, matched["text"]), order)
+            text_rows = rows[order]
+    return _Classified(masks, text_rows, text_fields, json_rows, json_fields, arrow_json_rows)
 
 
 def _classify(array: pa.Array) -> dict[str, pa.Array]:
@@ -480,9 +502,41 @@ def _count_details(details: dict[str, pa.Array], value_of, batch: Batch) -> None
             _count(counter, convert(value) if convert else value, count)
 
 
-def _count_text(chunk: logbytes.Chunk, rows: np.ndarray, fields: logbytes.TextFields,
-                first_line: int, window: tuple[str | None, str | None], batch: Batch) -> None:
-    """Count the TEXT lines `rows` of a chunk from the byte ranges of their fields.
+@dataclass(frozen=True)
+class _FieldLayout:
+    """How the fields of TEXT or JSON lines read from offsets become the parser's values.
+
+    `value_of` turns a field's text into the parser's string value, and
+    `split_outcome` cuts the outcome field into code, flags and details.
+    `plain_ports` is True when an address field is the address itself, so its
+    port can be cut off by offsets.
+    """
+
+    value_of: Callable[[str | None], str | None]
+    split_outcome: Callable[[str], tuple[str, str, str]]
+    plain_ports: bool
+
+
+def _split_text_outcome(outcome: str) -> tuple[str, str, str]:
+    code, flags, details = outcome.split(" ")
+    return code, flags, details
+
+
+def _split_json_outcome(outcome: str) -> tuple[str, str, str]:
+    """Cut `CODE,"response_code_details":DETAILS,"response_flags":FLAGS` into its values.
+
+    The strings of a line read from offsets contain no quote, so the key
+    names occur only as keys.
+    """
+    code, rest = outcome.split(',"response_code_details":', 1)
+    details, flags = rest.split(',"response_flags":', 1)
+    return code, flags, details
+
+
+def _count_fields(chunk: logbytes.Chunk, rows: np.ndarray, fields: logbytes.LineFields,
+                  layout: _FieldLayout, first_line: int, window: tuple[str | None, str | None],
+                  batch: Batch) -> None:
+    """Count the lines `rows` of a chunk from the byte ranges of their fields.
 
     Each key field is dictionary-encoded once, and the codes of a line are
     combined into one integer key, so the group-by works on integers.
@@ -506,9 +560,9 @@ def _count_text(chunk: logbytes.Chunk, rows: np.ndarray, fields: logbytes.TextFi
     kind_of_key = np.full(len(totals), -1, np.int64)
     for index, (row, total) in enumerate(zip(first_rows.tolist(), totals.tolist())):
         minute, outcome, cluster, route, authority = (values[codes[row]] for values, codes in parts)
-        code, flags, details = outcome.split(" ")
+        code, flags, details = layout.split_outcome(outcome)
         key = _normal_key((minute, code, flags, details, cluster, route, authority),
-                          accesslog.none_if_dash)
+                          layout.value_of)
         batch.entries += total
         batch.counts[key] = batch.counts.get(key, 0) + total
         if is_failure(key[1], key[2]):
@@ -530,15 +584,19 @@ def _count_text(chunk: logbytes.Chunk, rows: np.ndarray, fields: logbytes.TextFi
 
     picked = fields.select(failing)
     for values, counter in ((picked.path, batch.paths), (picked.upstream_host, batch.upstream_hosts)):
-        _count_values(logbytes.views(chunk, *values), accesslog.none_if_dash, counter)
+        _count_values(logbytes.views(chunk, *values), layout.value_of, counter)
+    remote_start, remote_end = picked.downstream_remote
+    if not layout.plain_ports:
+        _count_values(logbytes.views(chunk, remote_start, remote_end),
+                      lambda value: caller_of(layout.value_of(value)), batch.callers)
+        return
     # Callers are counted by host: the port is cut off here where it is plain
     # digits, and by `caller_of` for the rest.
-    remote_start, remote_end = picked.downstream_remote
     host_end, stripped = logbytes.strip_ports(chunk, remote_start, remote_end)
     _count_values(logbytes.views(chunk, remote_start[stripped], host_end[stripped]), None,
                   batch.callers)
     _count_values(logbytes.views(chunk, remote_start[~stripped], remote_end[~stripped]),
-                  lambda value: caller_of(accesslog.none_if_dash(value)), batch.callers)
+                  lambda value: caller_of(layout.value_of(value)), batch.callers)
 
 
 def _count_values(values: pa.Array, convert, counter: Counter) -> None:
@@ -589,7 +647,7 @@ def _group_rows(parts: list[tuple[list, np.ndarray]], count: int) -> tuple[np.nd
     return first[present], totals[present], group_of_key[combined]
 
 
-def _text_second(chunk: logbytes.Chunk, fields: logbytes.TextFields, index: int) -> str | None:
+def _text_second(chunk: logbytes.Chunk, fields: logbytes.LineFields, index: int) -> str | None:
     start = int(fields.start[index]) + 1
     return _minute_checked(chunk.data[start:start + _SECOND_WIDTH].decode("ascii"))
 
@@ -700,6 +758,8 @@ def _json_value(token: str | None) -> str | None:
 
 
 _PATTERNS = {"text": TEXT_PATTERN, "json": JSON_PATTERN, "envoy": ENVOY_PATTERN}
+_TEXT_LAYOUT = _FieldLayout(accesslog.none_if_dash, _split_text_outcome, plain_ports=True)
+_JSON_LAYOUT = _FieldLayout(_json_value, _split_json_outcome, plain_ports=False)
 # Per strict format: the column cutter and the conversion of a raw token to
 # the parser's string value (TEXT formats log an absent value as `-`).
 _READERS = {
@@ -791,12 +851,14 @@ def iter_rows(batch_lines: Sequence[str], source: str = "<lines>") -> Iterator[R
     """
     for index, line in enumerate(batch_lines):
         chunk = logbytes.read_chunk(line.encode("utf-8"))
-        classified, _, fields = _classify_chunk(chunk)
-        masks = {name: bool(mask[0]) for name, mask in classified.items()}
-        if masks["text"]:
-            yield _text_row(chunk, fields, source, index + 1)
+        found = _classify_chunk(chunk)
+        if len(found.text_rows):
+            yield _fields_row(chunk, found.text_fields, _TEXT_LAYOUT, source, index + 1)
             continue
-        fitting = [name for name in ("json", "envoy") if masks[name]]
+        if len(found.json_rows):
+            yield _fields_row(chunk, found.json_fields, _JSON_LAYOUT, source, index + 1)
+            continue
+        fitting = [name for name in ("json", "envoy") if found.masks[name][0]]
         if not fitting:
             yield None
             continue
@@ -807,18 +869,19 @@ def iter_rows(batch_lines: Sequence[str], source: str = "<lines>") -> Iterator[R
         yield _row(source, index + 1, raw, value_of)
 
 
-def _text_row(chunk: logbytes.Chunk, fields: logbytes.TextFields, source: str, number: int) -> Row:
-    """Read the first line of a chunk, which fits the TEXT format, from its fields' byte ranges."""
+def _fields_row(chunk: logbytes.Chunk, fields: logbytes.LineFields, layout: _FieldLayout,
+                source: str, number: int) -> Row:
+    """Read the first line of a chunk from its fields' byte ranges."""
 
     def text(name: str) -> str:
         start, end = getattr(fields, name)
         return chunk.data[int(start[0]):int(end[0])].decode("utf-8")
 
-    code, flags, details = text("outcome").split(" ")
+    code, flags, details = layout.split_outcome(text("outcome"))
     start = int(fields.start[0]) + 1
     raw = {"second": chunk.data[start:start + _SECOND_WIDTH].decode("ascii"),
            "code": code, "flags": flags, "details": details,
            "cluster": text("upstream_cluster"), "route": text("route"),
            "authority": text("authority"), "path": text("path"),
            "remote": text("downstream_remote"), "host": text("upstream_host")}
-    return _row(source, number, raw, accesslog.none_if_dash)
+    return _row(source, number, raw, layout.value_of)

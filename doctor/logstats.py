@@ -159,7 +159,7 @@ class TopValues:
             self.approximate = True
 
     def top(self, count: int = TOP_COUNT) -> list[tuple[str, int]]:
-        return self.counts.most_common(count)
+        return _ranked(self.counts)[:count]
 
 
 @dataclass
@@ -322,7 +322,12 @@ def _earlier(one: Occurrence, other: Occurrence) -> bool:
 
 
 def _pairs(counter: Counter) -> list[dict[str, Any]]:
-    return [{"value": _jsonable(value), "count": count} for value, count in counter.most_common()]
+    return [{"value": _jsonable(value), "count": count} for value, count in _ranked(counter)]
+
+
+def _ranked(counter: Counter) -> list[tuple[Any, int]]:
+    """Return the items by falling count, equal counts by value, so the order does not depend on chunking."""
+    return sorted(counter.items(), key=lambda item: (-item[1], str(item[0])))
 
 
 def _jsonable(value: Any) -> Any:
