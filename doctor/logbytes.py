@@ -26,9 +26,11 @@ import pyarrow as pa
 NEWLINE = ord("\n")
 SPACE = ord(" ")
 QUOTE = ord('"')
+BACKSLASH = ord("\\")
 # Zero bytes after the last newline, so that fixed-width reads near the end stay in the buffer.
 _PADDING = 32
-# Delimiters are the bytes below `#` (controls, `!` and the quote) and above `~`, but not the space.
+# Delimiters are the bytes below `#` (controls, `!` and the quote) and above `~`, but not
+# the space, and the backslash, which starts an escape in JSON strings.
 _FIRST_PLAIN = ord("#")
 _LAST_PLAIN = ord("~")
 
@@ -97,7 +99,12 @@ def _key_words(key: str) -> tuple[list[np.uint64], list[np.uint64]]:
     return words, masks
 
 
-_KEY_WORDS = [_key_words(key) for key in JSON_KEYS]
+# Every 8-byte word of every key: its key slot, offset in the key, bytes and mask.
+_KEY_LENGTHS = np.array([len(key) for key in JSON_KEYS])
+_KEY_WORD_SLOTS, _KEY_WORD_OFFSETS, _KEY_WORD_VALUES, _KEY_WORD_MASKS = (np.array(column) for column in zip(*(
+    (slot, 8 * index, word, mask)
+    for slot, key in enumerate(JSON_KEYS)
+    for index, (word, mask) in enumerate(zip(*_key_words(key))))))
 _NULL = np.uint32(int.from_bytes(b"null", "little"))
 _MAX_NUMBER = 15
 _MAX_FRACTION = 9
@@ -159,6 +166,7 @@ def read_chunk(data: bytes | bytearray, padded: bool = False) -> Chunk:
     outside = np.greater(shifted, np.uint8(_LAST_PLAIN - _FIRST_PLAIN), out=shifted.view(bool))
     # Every space is outside the plain range, so this drops exactly the spaces.
     np.logical_xor(outside, is_space, out=outside)
+    outside |= buffer == BACKSLASH
     delimiters = np.flatnonzero(outside)
     kinds = buffer[delimiters]
     newlines = np.flatnonzero(kinds == NEWLINE)
@@ -352,7 +360,6 @@ def json_lines(chunk: Chunk, taken: np.ndarray) -> tuple[np.ndarray, LineFields]
     counts = chunk.delimiter_count
     lines = ~taken & chunk.only_quotes & (counts % 2 == 0)
     lines &= (counts >= 2 * len(JSON_KEYS)) & (counts <= 4 * len(JSON_KEYS))
-    lines[_lines_with(chunk, ord("\\"))] = False
     candidates = np.flatnonzero(lines)
     if not len(candidates):
         return candidates, _no_fields()
@@ -393,8 +400,8 @@ def json_lines(chunk: Chunk, taken: np.ndarray) -> tuple[np.ndarray, LineFields]
     after_scalar = np.flatnonzero(key_after_key)
     good[after_scalar] &= _scalar_fits(chunk, previous_close[after_scalar] + 2, opening[after_scalar] - 1)
 
-    ok = np.bincount(line_of, weights=~good, minlength=len(candidates)) == 0
-    ok &= np.bincount(line_of, weights=~is_value, minlength=len(candidates)) == len(JSON_KEYS)
+    ok = np.bincount(line_of[~good], minlength=len(candidates)) == 0
+    ok &= np.bincount(line_of[~is_value], minlength=len(candidates)) == len(JSON_KEYS)
     # The end of the line: `}` after a string value, or `:SCALAR}` after a key.
     last = first_of_line + strings_per_line - 1
     ends_with_value = is_value[last]
@@ -408,12 +415,10 @@ def json_lines(chunk: Chunk, taken: np.ndarray) -> tuple[np.ndarray, LineFields]
     # Keys of the lines left, one row per key slot and one column per line.
     selected = np.flatnonzero(ok)
     keys = np.flatnonzero(ok[line_of] & ~is_value).reshape(-1, len(JSON_KEYS)).T
-    fits = np.ones(len(selected), bool)
-    for slot, (words, masks) in enumerate(_KEY_WORDS):
-        key_start = opening[keys[slot]] + 1
-        fits &= closing[keys[slot]] - key_start == len(JSON_KEYS[slot])
-        for index, (word, mask) in enumerate(zip(words, masks)):
-            fits &= (chunk.words(key_start + 8 * index) & mask) == word
+    key_start = opening[keys] + 1
+    fits = np.all(closing[keys] - key_start == _KEY_LENGTHS[:, None], axis=0)
+    words = chunk.words(key_start[_KEY_WORD_SLOTS] + _KEY_WORD_OFFSETS[:, None])
+    fits &= np.all((words & _KEY_WORD_MASKS[:, None]) == _KEY_WORD_VALUES[:, None], axis=0)
 
     # The value of each key: the next string when it is a value, else the scalar after the colon.
     following = np.minimum(keys + 1, len(opening) - 1)
@@ -449,12 +454,6 @@ def json_lines(chunk: Chunk, taken: np.ndarray) -> tuple[np.ndarray, LineFields]
 def _no_fields() -> LineFields:
     empty = np.zeros(0, np.int64)
     return LineFields(empty, *((empty, empty) for _ in LineFields._RANGES))
-
-
-def _lines_with(chunk: Chunk, byte: int) -> np.ndarray:
-    """Return the indices of the lines that contain `byte`."""
-    found = np.flatnonzero(chunk.buffer[:chunk.ends[-1]] == byte)
-    return np.unique(np.searchsorted(chunk.ends, found))
 
 
 def _scalar_fits(chunk: Chunk, start: np.ndarray, end: np.ndarray) -> np.ndarray:

@@ -508,13 +508,12 @@ class _FieldLayout:
 
     `value_of` turns a field's text into the parser's string value, and
     `split_outcome` cuts the outcome field into code, flags and details.
-    `plain_ports` is True when an address field is the address itself, so its
-    port can be cut off by offsets.
+    `quoted_strings` is True when a field that is a string keeps its quotes.
     """
 
     value_of: Callable[[str | None], str | None]
     split_outcome: Callable[[str], tuple[str, str, str]]
-    plain_ports: bool
+    quoted_strings: bool
 
 
 def _split_text_outcome(outcome: str) -> tuple[str, str, str]:
@@ -585,15 +584,19 @@ def _count_fields(chunk: logbytes.Chunk, rows: np.ndarray, fields: logbytes.Line
     picked = fields.select(failing)
     for values, counter in ((picked.path, batch.paths), (picked.upstream_host, batch.upstream_hosts)):
         _count_values(logbytes.views(chunk, *values), layout.value_of, counter)
+    # Callers are counted by host. Where an address is plain text with a port
+    # of plain digits, the port is cut off here. `caller_of` takes the rest.
     remote_start, remote_end = picked.downstream_remote
-    if not layout.plain_ports:
-        _count_values(logbytes.views(chunk, remote_start, remote_end),
-                      lambda value: caller_of(layout.value_of(value)), batch.callers)
-        return
-    # Callers are counted by host: the port is cut off here where it is plain
-    # digits, and by `caller_of` for the rest.
-    host_end, stripped = logbytes.strip_ports(chunk, remote_start, remote_end)
-    _count_values(logbytes.views(chunk, remote_start[stripped], host_end[stripped]), None,
+    if layout.quoted_strings:
+        plain = chunk.buffer[remote_start] == logbytes.QUOTE
+        text_start = np.where(plain, remote_start + 1, remote_start)
+        text_end = np.where(plain, remote_end - 1, remote_end)
+    else:
+        plain = np.ones(len(remote_start), bool)
+        text_start, text_end = remote_start, remote_end
+    host_end, stripped = logbytes.strip_ports(chunk, text_start, text_end)
+    stripped &= plain
+    _count_values(logbytes.views(chunk, text_start[stripped], host_end[stripped]), None,
                   batch.callers)
     _count_values(logbytes.views(chunk, remote_start[~stripped], remote_end[~stripped]),
                   lambda value: caller_of(layout.value_of(value)), batch.callers)
@@ -758,8 +761,8 @@ def _json_value(token: str | None) -> str | None:
 
 
 _PATTERNS = {"text": TEXT_PATTERN, "json": JSON_PATTERN, "envoy": ENVOY_PATTERN}
-_TEXT_LAYOUT = _FieldLayout(accesslog.none_if_dash, _split_text_outcome, plain_ports=True)
-_JSON_LAYOUT = _FieldLayout(_json_value, _split_json_outcome, plain_ports=False)
+_TEXT_LAYOUT = _FieldLayout(accesslog.none_if_dash, _split_text_outcome, quoted_strings=False)
+_JSON_LAYOUT = _FieldLayout(_json_value, _split_json_outcome, quoted_strings=True)
 # Per strict format: the column cutter and the conversion of a raw token to
 # the parser's string value (TEXT formats log an absent value as `-`).
 _READERS = {

@@ -158,6 +158,14 @@ class TopValues:
             self.counts = Counter(dict(self.counts.most_common(self.capacity)))
             self.approximate = True
 
+    def add_counts(self, counts: Counter) -> None:
+        """Add the counts of many values at once, then drop the rarest half when over capacity."""
+        self.counts.update(counts)
+        self.counts.pop(None, None)
+        if len(self.counts) > 2 * self.capacity:
+            self.counts = Counter(dict(self.counts.most_common(self.capacity)))
+            self.approximate = True
+
     def top(self, count: int = TOP_COUNT) -> list[tuple[str, int]]:
         return _ranked(self.counts)[:count]
 
@@ -294,8 +302,7 @@ class LogSummary:
         for top, counter in ((self.failing_paths, batch.paths),
                              (self.failing_callers, batch.callers),
                              (self.failing_upstream_hosts, batch.upstream_hosts)):
-            for value, count in counter.items():
-                top.add(value, count)
+            top.add_counts(counter)
         self.malformed += len(batch.problems)
         room = PROBLEMS_KEPT - len(self.problems)
         if room > 0:
