@@ -553,15 +553,18 @@ def strip_ports(chunk: Chunk, start: np.ndarray, end: np.ndarray) -> tuple[np.nd
     for `caller_of`: those without a colon in their last 8 bytes, with a
     longer port, or with no host before the colon.
     """
-    window = np.lib.stride_tricks.sliding_window_view(chunk.buffer, _PORT_WINDOW)[end - _PORT_WINDOW]
-    places = end[:, None] - _PORT_WINDOW + np.arange(_PORT_WINDOW)
-    colon = (window == ord(":")) & (places > start[:, None])
+    window_start = np.maximum(end - _PORT_WINDOW, 0)
+    window = np.lib.stride_tricks.sliding_window_view(chunk.buffer, _PORT_WINDOW)[window_start]
+    places = window_start[:, None] + np.arange(_PORT_WINDOW)
+    inside = places < end[:, None]
+    colon = (window == ord(":")) & (places > start[:, None]) & inside
     last_colon = _PORT_WINDOW - 1 - np.argmax(colon[:, ::-1], axis=1)
-    after = np.arange(_PORT_WINDOW) > last_colon[:, None]
+    host_end = window_start + last_colon
+    after = (np.arange(_PORT_WINDOW) > last_colon[:, None]) & inside
     digits = window - np.uint8(ord("0")) <= 9
-    stripped = colon.any(axis=1) & (last_colon < _PORT_WINDOW - 1)
+    stripped = colon.any(axis=1) & (host_end < end - 1)
     stripped &= ~np.any(after & ~digits, axis=1)
-    return np.where(stripped, end - _PORT_WINDOW + last_colon, end), stripped
+    return np.where(stripped, host_end, end), stripped
 
 
 def fixed(chunk: Chunk, start: np.ndarray, width: int) -> np.ndarray:

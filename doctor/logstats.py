@@ -19,6 +19,7 @@ import logging
 import multiprocessing
 import re
 import sys
+import threading
 from collections import Counter
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -380,8 +381,8 @@ def analyze_files(paths: Sequence[Path], since: timedelta | None = None,
     LogInputError when `since` is given with standard input.
 
     With `processes`, chunks of plain files are scanned in forked worker
-    processes instead of threads. Only a caller that runs no other threads may
-    ask for it, because a forked process inherits locks that other threads hold.
+    processes instead of threads. A forked process inherits the locks that
+    other threads hold, so threads are used anyway while other threads run.
     """
     summary = LogSummary()
     if since is not None:
@@ -395,6 +396,9 @@ def analyze_files(paths: Sequence[Path], since: timedelta | None = None,
     window = (second_of(start), second_of(end))
     summary.window_start, summary.window_end = window
 
+    if processes and threading.active_count() > 1:
+        logger.debug("other threads run, so chunks are scanned on threads instead of forked processes")
+        processes = False
     if not processes:
         for path in paths:
             _analyze_file(Path(path), window, summary, None)

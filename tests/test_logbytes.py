@@ -1,0 +1,154 @@
+"""The byte-offset reading of access logs against RE2's strict patterns and the tolerant parser."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from doctor import logbytes, logscan, logstats
+from test_logstats import (
+    CORPUS,
+    JSON_LINE,
+    LINE_BREAKS,
+    LOG_FILES,
+    TEXT_LINE,
+    assert_same,
+    fast_batch,
+    mutated_lines,
+    reference_batch,
+)
+
+JSON_VALUES = st.one_of(st.none(), st.booleans(), st.integers(-10**17, 10**17),
+                        st.floats(allow_nan=False), st.text(max_size=12),
+                        st.sampled_from(["-", "", "a b", "x\\y", "é", "!", "2026-12-04T20:18:04Z"]),
+                        st.lists(st.integers(), max_size=2))
+
+
+def matches(pattern: str, line: str) -> bool:
+    return pc.match_substring_regex(pa.array([line]), pattern)[0].as_py()
+
+
+def structural(line: str) -> tuple[bool, bool]:
+    """Return whether the TEXT and the JSON check take the line."""
+    chunk = logbytes.read_chunk(line.encode("utf-8"))
+    text_rows, _ = logbytes.text_lines(chunk)
+    json_rows, _ = logbytes.json_lines(chunk, np.zeros(len(chunk), bool))
+    return bool(len(text_rows)), bool(len(json_rows))
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(mutated_lines())
+def test_checks_accept_subset_of_patterns(line):
+    if any(mark in line for mark in LINE_BREAKS):
+        return
+    text, compact_json = structural(line)
+
+    if text:
+        assert matches(logscan.TEXT_PATTERN, line), line
+    if compact_json:
+        assert matches(logscan.JSON_PATTERN, line), line
+
+
+def test_checks_take_recorded_lines():
+    assert structural(TEXT_LINE) == (True, False)
+    assert structural(JSON_LINE) == (False, True)
+
+
+@st.composite
+def json_variants(draw) -> str:
+    """Change one recorded JSON entry: keys, value types, key order and spacing."""
+    value = json.loads(JSON_LINE)
+    keys = sorted(value)
+    for _ in range(draw(st.integers(0, 3))):
+        key = draw(st.sampled_from(keys))
+        action = draw(st.sampled_from(["value", "drop", "rename"]))
+        if action == "value":
+            value[key] = draw(JSON_VALUES)
+        elif action == "drop":
+            value.pop(key, None)
+        elif action == "rename" and key in value:
+            value[key[:-1] + draw(st.sampled_from("xe_"))] = value.pop(key)
+    separators = draw(st.sampled_from([(",", ":"), (", ", ": "), (",", ": ")]))
+    line = json.dumps(value, separators=separators, sort_keys=draw(st.booleans()),
+                      ensure_ascii=draw(st.booleans()))
+    if draw(st.booleans()) and '":"' in line:
+        position = draw(st.integers(0, len(line) - 1))
+        line = line[:position] + draw(st.sampled_from(['"', "\\", " ", ",", "0", "{"])) + line[position:]
+    return line
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(json_variants(), min_size=1, max_size=6))
+def test_json_variants_agree_with_parser(lines):
+    text = "\n".join(lines)
+
+    assert_same(fast_batch("variants.log", text), reference_batch("variants.log", text))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\n"),
+                        max_size=40), min_size=1, max_size=8))
+def test_views_return_byte_ranges(values):
+    data = "\n".join(values).encode("utf-8")
+    chunk = logbytes.read_chunk(data)
+
+    viewed = logbytes.views(chunk, chunk.starts, chunk.ends)
+
+    assert viewed.to_pylist() == values
+    viewed.validate(full=True)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(
+    st.from_regex(r"\A[0-9a-f.:\[\]]{0,12}:[0-9]{0,9}\Z"),
+    st.sampled_from(["-", "10.244.2.20:59510", ":80", "[::1]:8080", "[::1]", "a:1:2", "host:",
+                     "host:8o", "10.0.0.1:123456789", "x" * 20 + ":1"])))
+def test_strip_ports_matches_caller_of(address):
+    line = "[" + address + "]"  # bytes before the address, as in a real line
+    chunk = logbytes.read_chunk(line.encode("ascii"))
+    start = np.array([1])
+    end = np.array([1 + len(address)])
+
+    host_end, stripped = logbytes.strip_ports(chunk, start, end)
+
+    expected = logscan.caller_of(address)
+    if stripped[0]:
+        assert line[1:int(host_end[0])] == expected
+    elif expected != address:
+        # Left to caller_of only when the port is too long for the 8-byte window.
+        assert len(address.rpartition(":")[2]) >= 8
+
+
+@pytest.mark.parametrize("path", LOG_FILES, ids=lambda path: path.name)
+def test_processes_match_threads(path):
+    threads = logstats.analyze_files([path])
+    processes = logstats.analyze_files([path], processes=True)
+
+    assert processes.counts == threads.counts
+    assert processes.entries == threads.entries
+    assert processes.malformed == threads.malformed
+    assert [(problem.line, problem.message) for problem in processes.problems] == \
+        [(problem.line, problem.message) for problem in threads.problems]
+    assert processes.failing_callers.counts == threads.failing_callers.counts
+
+
+def test_processes_cut_pieces_at_newlines(tmp_path, monkeypatch):
+    text = "".join(path.read_text(encoding="utf-8") for path in CORPUS)
+    path = tmp_path / "joined.log"
+    path.write_text(text, encoding="utf-8")
+    monkeypatch.setattr(logstats, "CHUNK_BYTES", 900)
+
+    summary = logstats.analyze_files([path], processes=True)
+    reference = reference_batch(str(path), text)
+
+    assert summary.entries == reference.entries
+    assert summary.counts == Counter(reference.counts)
+    assert summary.malformed == len(reference.problems)
+    assert summary.files[0].lines == text.count("\n")
