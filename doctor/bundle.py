@@ -35,6 +35,10 @@ from doctor.redact import redact_text
 logger = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
+# Evidence files larger than this are not read; NUL bytes in the first
+# BINARY_SNIFF_BYTES mark a binary file, which is not evidence either.
+MAX_FILE_BYTES = 256 * 1024 * 1024
+BINARY_SNIFF_BYTES = 8192
 MANIFEST_NAME = "manifest.json"
 OBSERVATIONS_DIR = "observations"
 TOOL_NAME = "mesh-doctor"
@@ -210,16 +214,25 @@ def read_bundle(directory: str | os.PathLike[str]) -> tuple[list[Document], list
         known_names.add(name)
         path = root / name
         if not path.is_file():
-            observations.append(_missing_file(name, root))
+            observations.append(_unread_file(name, root, "is listed in the manifest but missing "
+                                                         "from the bundle"))
             continue
-        documents.append(Document(source=str(path), text=_read_text(path)))
+        text, unreadable = _read_text(path)
+        if unreadable is not None:
+            observations.append(_unread_file(name, root, unreadable))
+            continue
+        documents.append(Document(source=str(path), text=text))
 
     for path in sorted(root.rglob("*")):
         name = path.relative_to(root).as_posix()
         if not path.is_file() or name in known_names or any(p.startswith(".") for p in path.relative_to(root).parts):
             continue
         logger.info("bundle %s: reading %s, which the manifest does not list", root, name)
-        documents.append(Document(source=str(path), text=_read_text(path)))
+        text, unreadable = _read_text(path)
+        if unreadable is not None:
+            observations.append(_unread_file(name, root, unreadable))
+            continue
+        documents.append(Document(source=str(path), text=text))
 
     return documents, observations
 
@@ -261,7 +274,11 @@ def _observation_from_entry(entry: Any, where: str, root: Path) -> Observation:
     reason = str(entry.get("reason") or "")
     output_path = root / output_name
     if output_path.is_file():
-        output = _read_text(output_path)
+        output, unreadable = _read_text(output_path)
+        if unreadable is not None and status is ProbeStatus.OK:
+            status = ProbeStatus.FAILED
+            reason = f"output file {output_name} {unreadable}"
+            logger.warning("bundle %s: %s", root, reason)
     else:
         output = ""
         if status is ProbeStatus.OK:
@@ -282,21 +299,32 @@ def _observation_from_entry(entry: Any, where: str, root: Path) -> Observation:
     )
 
 
-def _missing_file(name: str, root: Path) -> Observation:
-    reason = f"evidence file {name} is listed in the manifest but missing from the bundle"
+def _unread_file(name: str, root: Path, problem: str) -> Observation:
+    """Return a failed observation for an evidence file that could not be read."""
+    reason = f"evidence file {name} {problem}"
     logger.warning("bundle %s: %s", root, reason)
     return Observation(
         probe_id="bundle.file", argv=(), started_at=datetime.now(timezone.utc), duration_s=0.0,
         exit_status=None, status=ProbeStatus.FAILED, output="", reason=reason, target=name)
 
 
-def _read_text(path: Path) -> str:
-    data = path.read_bytes()
+def _read_text(path: Path) -> tuple[str, str | None]:
+    """Read a file of the bundle as text; return it, or "" and why it was not read."""
     try:
-        return data.decode("utf-8")
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            return "", (f"is larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB ({size:,} bytes); "
+                        "cut the time window you need with `tail` or `grep` first")
+        data = path.read_bytes()
+    except OSError as error:
+        return "", f"cannot be read: {error.strerror}"
+    if b"\x00" in data[:BINARY_SNIFF_BYTES]:
+        return "", "is a binary file (NUL bytes in its first 8 KiB), not text"
+    try:
+        return data.decode("utf-8"), None
     except UnicodeDecodeError:
         logger.warning("%s is not valid UTF-8; undecodable bytes were replaced with U+FFFD", path)
-        return data.decode("utf-8", "replace")
+        return data.decode("utf-8", "replace"), None
 
 
 # --- archives ------------------------------------------------------------------

@@ -35,9 +35,9 @@ from doctor.parsers import (
 
 logger = logging.getLogger(__name__)
 
-MAX_FILE_BYTES = 256 * 1024 * 1024
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar")
-BINARY_SNIFF_BYTES = 8192
+MAX_FILE_BYTES = bundle.MAX_FILE_BYTES
+BINARY_SNIFF_BYTES = bundle.BINARY_SNIFF_BYTES
 
 # Order matters: a document goes to the first parser that recognises it, so
 # the parsers of specific structured formats come before the looser ones.

@@ -12,6 +12,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from doctor import bundle
 from doctor.bundle import (
     MANIFEST_NAME,
     SCHEMA_VERSION,
@@ -172,6 +173,31 @@ def test_missing_evidence_file_is_reported(tmp_path):
     assert observations[0].status is ProbeStatus.FAILED
     assert observations[0].target == "logs/istio-proxy.log"
     assert "missing from the bundle" in observations[0].reason
+
+
+def test_binary_evidence_file_is_reported(tmp_path):
+    root = write_bundle(tmp_path / "bundle", [], {"logs/istio-proxy.log": ACCESS_LOG.read_text()})
+    (root / "logs" / "istio-proxy.log").write_bytes(b"\x7fELF\x02\x01\x00\x00" + bytes(64))
+    (root / "core.dump").write_bytes(bytes(32))
+
+    documents, observations = read_bundle(root)
+
+    assert documents == []
+    assert [o.target for o in observations] == ["logs/istio-proxy.log", "core.dump"]
+    assert all(o.status is ProbeStatus.FAILED for o in observations)
+    assert "binary file" in observations[0].reason
+
+
+def test_oversized_output_becomes_failed(tmp_path, monkeypatch):
+    root = write_bundle(tmp_path / "bundle", [_observation("kubectl.logs", ACCESS_LOG.read_text())])
+    monkeypatch.setattr(bundle, "MAX_FILE_BYTES", 100)
+
+    documents, observations = read_bundle(root)
+
+    assert documents == []
+    assert observations[0].status is ProbeStatus.FAILED
+    assert "is larger than" in observations[0].reason
+    assert "tail" in observations[0].reason
 
 
 def test_unlisted_file_is_read(tmp_path):
