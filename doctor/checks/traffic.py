@@ -227,14 +227,14 @@ def oom_near_first_failure(facts: FactSet, args: Mapping[str, Any]) -> CheckResu
 
     failed = _failed_by_host(facts, include_5xx=True)
     all_failed = sorted((entry for entries in failed.values() for entry in entries
-                         if entry.timestamp is not None), key=lambda entry: entry.timestamp)
+                         if entry.timestamp is not None), key=lambda entry: _as_utc(entry.timestamp))
     evidence = []
     for pod, container, kill in timed:
         candidates = _entries_for_pod(pod, failed) or all_failed
         candidates = [entry for entry in candidates if entry.timestamp is not None]
         if not candidates:
             continue
-        first = min(candidates, key=lambda entry: entry.timestamp)
+        first = min(candidates, key=lambda entry: _as_utc(entry.timestamp))
         gap = _difference(first.timestamp, kill.finished)
         if gap > window:
             continue
@@ -565,19 +565,16 @@ def _entry_evidence(entry: AccessLogEntry, note: str = "") -> Evidence:
 
 
 def _entry_order(entry: AccessLogEntry) -> tuple[Any, ...]:
-    stamp = entry.timestamp.timestamp() if entry.timestamp is not None else float("inf")
+    stamp = _as_utc(entry.timestamp).timestamp() if entry.timestamp is not None else float("inf")
     return (stamp, entry.source, entry.line)
 
 
 def _difference(first: datetime, second: datetime) -> timedelta:
-    try:
-        return abs(first - second)
-    except TypeError:
-        # One time is naive and one aware, so the naive time is taken as UTC, as the logs write it.
-        return abs(_as_utc(first) - _as_utc(second))
+    return abs(_as_utc(first) - _as_utc(second))
 
 
 def _as_utc(moment: datetime) -> datetime:
+    """Return `moment` with a zone; a naive time is taken as UTC, as the logs write it."""
     if moment.tzinfo is None:
         return moment.replace(tzinfo=timezone.utc)
     return moment.astimezone(timezone.utc)
@@ -587,7 +584,7 @@ def _time_range(moments: Iterable[datetime | None]) -> tuple[datetime | None, da
     known = [moment for moment in moments if moment is not None]
     if not known:
         return None, None
-    return min(known), max(known)
+    return min(known, key=_as_utc), max(known, key=_as_utc)
 
 
 def _as_list(value: Any) -> list[Any]:

@@ -233,6 +233,20 @@ def test_oom_outside_window_does_not_correlate(engine: Engine) -> None:
     assert by_ip.result == MISS
 
 
+def test_oom_correlates_mixed_zone_times(engine: Engine, tmp_path: Path) -> None:
+    # Half of the lines lose their `Z`, so naive and aware start times meet in one sort.
+    lines = (INCIDENT / "frontend-istio-proxy-access.log").read_text(encoding="utf-8").splitlines()
+    mixed = [line.replace("Z]", "]", 1) if index % 2 else line for index, line in enumerate(lines)]
+    path = tmp_path / "access.log"
+    path.write_text("\n".join(mixed) + "\n", encoding="utf-8")
+    facts = facts_of(engine, INCIDENT / "kubectl-get-pods-shop.yaml", path)
+
+    by_time = run(engine, "traffic.oom_near_first_failure", facts)
+
+    assert by_time.result == HIT
+    assert any("window ±5 min" in evidence.note for evidence in by_time.evidence)
+
+
 def test_oom_correlation_unknown_without_log(engine: Engine) -> None:
     item = finding(diagnose(engine, CASE_20), "sidecar-oom-killed")
 
