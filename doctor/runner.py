@@ -62,6 +62,12 @@ _FORBIDDEN = re.compile(
 )
 
 
+# client-go's last line of stderr (kubectl, istioctl) when the API server cannot be reached,
+# as kubectl v1.37 prints it (tests/data/recorded/kubectl-unreachable).
+_UNREACHABLE = re.compile(
+    r"^(The connection to the server \S+ was refused\b.*|Unable to connect to the server: .*)$", re.M
+)
+
 _ERROR_LINE = re.compile(r"\berror\b|:error:|\balert\b|\brefused\b|\btimed out\b|\bforbidden\b", re.IGNORECASE)
 
 
@@ -588,6 +594,10 @@ def _classify(exit_status: int, output: str, error_text: str, merged: bool) -> t
         return ProbeStatus.OK, ""
 
     diagnostic = error_text if not merged else output
+    unreachable = _UNREACHABLE.search(diagnostic)
+    if unreachable:
+        # The command never reached the cluster, so it checked nothing.
+        return ProbeStatus.UNAVAILABLE, f"cannot reach the Kubernetes API server: {unreachable.group(1)}"
     reason = _error_lines(diagnostic) or f"exited with status {exit_status}"
     if _FORBIDDEN.search(diagnostic) or (not merged and _FORBIDDEN.search(output)):
         return ProbeStatus.FORBIDDEN, reason

@@ -15,6 +15,8 @@ import pytest
 from doctor.model import ProbeStatus
 from doctor.runner import MutatingCommandError, Runner, is_mutating
 
+UNREACHABLE = Path(__file__).resolve().parent / "data" / "recorded" / "kubectl-unreachable"
+
 
 @pytest.fixture
 def runner() -> Runner:
@@ -46,6 +48,21 @@ def test_stderr_becomes_reason_of_failure(runner):
     assert observation.exit_status == 2
     assert "No such file or directory" in observation.reason
     assert observation.output == ""
+
+
+@pytest.mark.parametrize("name, line", [
+    ("connection-refused.stderr", "The connection to the server 127.0.0.1:1 was refused"),
+    ("request-timeout.stderr", "Unable to connect to the server: context deadline exceeded"),
+])
+def test_unreachable_api_server_is_unavailable(runner, name, line):
+    # Replays kubectl's recorded stderr and exit status 1 through a real process.
+    script = f"import sys; sys.stderr.write(open({str(UNREACHABLE / name)!r}).read()); sys.exit(1)"
+
+    observation = runner.run(["python3", "-c", script], probe_id="test.kubectl", timeout=10)
+
+    assert observation.status is ProbeStatus.UNAVAILABLE
+    assert observation.exit_status == 1
+    assert observation.reason.startswith("cannot reach the Kubernetes API server: " + line)
 
 
 def test_sleep_past_timeout_is_killed(runner):

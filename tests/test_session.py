@@ -189,7 +189,7 @@ def test_check_without_tool_could_not_run(tmp_path):
     assert "kubectl not found" in record.reason
 
 
-def test_kubectl_refused_is_failed(tmp_path):
+def test_kubectl_refused_could_not_run(tmp_path):
     kubeconfig = _kubeconfig(tmp_path, "kind-lab")
     playbook = load_playbooks()["upstream-app-down"]
     session = Session.start(playbook, Journal.for_session("s3", tmp_path),
@@ -197,8 +197,9 @@ def test_kubectl_refused_is_failed(tmp_path):
 
     record = session.run_check(Runner(kubeconfig=kubeconfig), timeout=20)
 
-    assert record.result == FAILED
-    assert "127.0.0.1:1" in record.reason
+    assert record.result == COULD_NOT_RUN
+    assert "cannot reach the Kubernetes API server" in record.reason
+    assert "127.0.0.1:1 was refused" in record.reason
 
 
 def test_mutating_check_is_refused(tmp_path, counter_playbook, target):
