@@ -105,6 +105,10 @@ _KEY_WORD_SLOTS, _KEY_WORD_OFFSETS, _KEY_WORD_VALUES, _KEY_WORD_MASKS = (np.arra
     (slot, 8 * index, word, mask)
     for slot, key in enumerate(JSON_KEYS)
     for index, (word, mask) in enumerate(zip(*_key_words(key))))))
+# The keys whose values the summary reads, and their slots in JSON_KEYS.
+_READ_KEYS = ("authority", "downstream_remote_address", "path", "response_code", "response_flags",
+              "route_name", "start_time", "upstream_cluster", "upstream_host")
+_READ_SLOTS = np.array([JSON_KEYS.index(key) for key in _READ_KEYS])
 _NULL = np.uint32(int.from_bytes(b"null", "little"))
 _MAX_NUMBER = 15
 _MAX_FRACTION = 9
@@ -420,27 +424,27 @@ def json_lines(chunk: Chunk, taken: np.ndarray) -> tuple[np.ndarray, LineFields]
     words = chunk.words(key_start[_KEY_WORD_SLOTS] + _KEY_WORD_OFFSETS[:, None])
     fits &= np.all((words & _KEY_WORD_MASKS[:, None]) == _KEY_WORD_VALUES[:, None], axis=0)
 
-    # The value of each key: the next string when it is a value, else the scalar after the colon.
+    # The value of each key the summary reads: the next string when it is a
+    # value, else the scalar after the colon.
+    keys = keys[_READ_SLOTS]
     following = np.minimum(keys + 1, len(opening) - 1)
     value_is_string = is_value[following] & (keys < last[selected])
     scalar_end = np.where(keys == last[selected], end[selected] - 1, opening[following] - 1)
     value_start = np.where(value_is_string, opening[following], closing[keys] + 2)
     value_end = np.where(value_is_string, closing[following] + 1, scalar_end)
-    time_slot = JSON_KEYS.index("start_time")
-    fits &= value_is_string[time_slot]
-    fits &= _iso_time_fits(chunk, value_start[time_slot] + 1, value_end[time_slot] - 1)
+    time_row = _READ_KEYS.index("start_time")
+    fits &= value_is_string[time_row]
+    fits &= _iso_time_fits(chunk, value_start[time_row] + 1, value_end[time_row] - 1)
     rows = candidates[selected[fits]]
     value_start, value_end = value_start[:, fits], value_end[:, fits]
 
     def value(name: str) -> tuple[np.ndarray, np.ndarray]:
-        slot = JSON_KEYS.index(name)
-        return value_start[slot], value_end[slot]
+        row = _READ_KEYS.index(name)
+        return value_start[row], value_end[row]
 
-    code_start = value("response_code")[0]
-    flags_end = value("response_flags")[1]
     fields = LineFields(
         start=value("start_time")[0],
-        outcome=(code_start, flags_end),
+        outcome=(value("response_code")[0], value("response_flags")[1]),
         path=value("path"),
         authority=value("authority"),
         upstream_host=value("upstream_host"),
