@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from datetime import datetime, timezone
 
 import numpy as np
 import pyarrow as pa
@@ -19,6 +20,7 @@ from test_logstats import (
     LINE_BREAKS,
     LOG_FILES,
     TEXT_LINE,
+    _timed_log,
     assert_same,
     fast_batch,
     mutated_lines,
@@ -152,3 +154,20 @@ def test_processes_cut_pieces_at_newlines(tmp_path, monkeypatch):
     assert summary.counts == Counter(reference.counts)
     assert summary.malformed == len(reference.problems)
     assert summary.files[0].lines == text.count("\n")
+
+
+def test_processes_read_window_like_threads(tmp_path, monkeypatch):
+    path = tmp_path / "access.log"
+    _timed_log(path, 20_000)
+    monkeypatch.setattr(logstats, "CHUNK_BYTES", 64 * 1024)
+    start = datetime(2026, 12, 4, 8, 20, tzinfo=timezone.utc)
+    end = datetime(2026, 12, 4, 8, 25, tzinfo=timezone.utc)
+
+    threads = logstats.analyze_files([path], start=start, end=end)
+    processes = logstats.analyze_files([path], start=start, end=end, processes=True)
+
+    assert processes.files[0].method == "binary-search"
+    assert processes.entries == threads.entries == 3000
+    assert processes.counts == threads.counts
+    assert processes.outside_window == threads.outside_window
+    assert processes.files[0].bytes_read < path.stat().st_size / 2
