@@ -504,7 +504,7 @@ def _count_details(details: dict[str, pa.Array], value_of, batch: Batch) -> None
 
 @dataclass(frozen=True)
 class _FieldLayout:
-    """How the fields of TEXT or JSON lines read from offsets become the parser's values.
+    """The conversion of the fields of TEXT or JSON lines, read from offsets, to the parser's values.
 
     `value_of` turns a field's text into the parser's string value, and
     `split_outcome` cuts the outcome field into code, flags and details.
@@ -578,8 +578,8 @@ def _count_fields(chunk: logbytes.Chunk, rows: np.ndarray, fields: logbytes.Line
     for kind, first_index, last_index, count in zip(present.tolist(), failing[first].tolist(),
                                                     failing[last].tolist(), counts.tolist()):
         batch.add_kind(kinds[kind], KindSpan(
-            count, int(rows[first_index]) + first_line, _text_second(chunk, fields, first_index),
-            int(rows[last_index]) + first_line, _text_second(chunk, fields, last_index)))
+            count, int(rows[first_index]) + first_line, _start_second(chunk, fields, first_index),
+            int(rows[last_index]) + first_line, _start_second(chunk, fields, last_index)))
 
     picked = fields.select(failing)
     for values, counter in ((picked.path, batch.paths), (picked.upstream_host, batch.upstream_hosts)):
@@ -610,7 +610,7 @@ def _count_values(values: pa.Array, convert, counter: Counter) -> None:
 
 
 def _minute_runs(chunk: logbytes.Chunk, start: np.ndarray) -> tuple[list[str], np.ndarray]:
-    """Code the minute of each TEXT line by runs of equal minutes; return the run minutes and codes.
+    """Code the minute of each line by runs of equal minutes; return the run minutes and codes.
 
     Lines come in time order, so runs are long. The same minute in two runs
     gets two codes, and the counts of both runs meet again under one key.
@@ -650,7 +650,7 @@ def _group_rows(parts: list[tuple[list, np.ndarray]], count: int) -> tuple[np.nd
     return first[present], totals[present], group_of_key[combined]
 
 
-def _text_second(chunk: logbytes.Chunk, fields: logbytes.LineFields, index: int) -> str | None:
+def _start_second(chunk: logbytes.Chunk, fields: logbytes.LineFields, index: int) -> str | None:
     start = int(fields.start[index]) + 1
     return _minute_checked(chunk.data[start:start + _SECOND_WIDTH].decode("ascii"))
 

@@ -415,9 +415,9 @@ def _keep_freed_memory() -> None:
 
     Each piece allocates tens of MB of arrays. By default glibc maps large
     blocks fresh from the kernel and unmaps them on free, so every piece pays
-    for page faults again: a sequential scan of benchmarks' 1,000,000-line TEXT
-    log took about 25 ms a piece that way and about 17 ms with this setting.
-    Outside glibc the call is skipped.
+    for page faults again. A sequential scan of the benchmark's 1,000,000-line
+    TEXT log took about 25 ms a piece that way and about 17 ms with this
+    setting (2 CPUs, AMD EPYC). Outside glibc the call is skipped.
     """
     try:
         libc = ctypes.CDLL("libc.so.6")

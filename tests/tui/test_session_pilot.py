@@ -15,7 +15,7 @@ import pytest
 
 from doctor.journal import read_journal
 from doctor.runner import Runner
-from doctor.session import ANSWERED, FAILED, PASSED, REFUSED, KubeContext
+from doctor.session import ANSWERED, COULD_NOT_RUN, PASSED, REFUSED, KubeContext
 from doctor.tui.app import SessionOptions, build_app
 from doctor.tui.screens.confirm import ConfirmChange, ConfirmContext
 from doctor.tui.screens.session import SessionScreen
@@ -240,7 +240,7 @@ async def test_context_change_stops_change(gate_app, target):
 
 @run_pilot
 async def test_example_session_walks_shipped_playbook(app_factory, tmp_path, monkeypatch):
-    """The 503 example with the shipped playbook: kubectl finds no cluster, so checks fail with the reason."""
+    """The 503 example with the shipped playbook: kubectl finds no cluster, so checks could not run."""
     kubeconfig = tmp_path / "kubeconfig"
     kubeconfig.write_text("apiVersion: v1\nkind: Config\ncurrent-context: kind-lab\n"
                           "clusters: [{name: c1, cluster: {server: 'https://127.0.0.1:1'}}]\n"
@@ -260,7 +260,8 @@ async def test_example_session_walks_shipped_playbook(app_factory, tmp_path, mon
 
         await pilot.press("r")
         await _settle(pilot)
-        assert session.record_of("endpoints").result == FAILED
+        assert session.record_of("endpoints").result == COULD_NOT_RUN
+        assert "cannot reach the Kubernetes API server" in session.record_of("endpoints").reason
         await pilot.press("p")  # the engineer reads the output and overrides the exit status
         assert session.record_of("endpoints").result == PASSED
         assert "the engineer read the output" in session.record_of("endpoints").reason
