@@ -14,7 +14,6 @@ bootstrap has; without it `/runtime_modify` answers "No admin layer specified".
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 
