@@ -1,19 +1,21 @@
 """Byte-level reading of access-log chunks with numpy.
 
 A chunk is a run of complete lines as UTF-8 bytes. One numpy pass finds the
-offsets of its delimiters: quotes, `!`, and every byte outside printable
-ASCII, newlines included. Another finds its spaces. A line in Istio's TEXT
-format has exactly 14 delimiters before its newline, all quotes, and a fixed
-number of spaces between some of them. `text_lines` checks those counts, the
-time, and the gaps between spaces, and takes the byte range of every field
-the summary needs straight from the offsets. Fields become Arrow string views
-into the chunk, so no field is copied before it is hashed.
+offsets of its delimiters: quotes, `!`, backslashes, and every byte outside
+printable ASCII, newlines included. Another finds its spaces. From these
+offsets `text_lines` checks Istio's TEXT format and `json_lines` the compact,
+key-sorted JSON that Envoy's `json_format` writes, line by line and without a
+regular expression, and both take the byte range of every field the summary
+needs. Fields become Arrow string views into the chunk, so no field is
+copied before it is hashed.
 
-So the check accepts a subset of the lines that `logscan.TEXT_PATTERN`
-matches: printable ASCII without `!` and a response code of one to three
-digits. The regular expressions and the tolerant parser read every other
-line, and `text_fields` finds the fields of the other lines that the pattern
-matches.
+A TEXT line has exactly 14 delimiters before its newline, all quotes, and a
+fixed number of spaces between some of them. So the TEXT check accepts a
+subset of the lines that `logscan.TEXT_PATTERN` matches: printable ASCII
+without `!` or `\\`, and a response code of one to three digits. The JSON
+check accepts a subset of `logscan.JSON_PATTERN` in the same way. The
+regular expressions and the tolerant parser read every other line, and
+`text_fields` finds the fields of the other lines that TEXT_PATTERN matches.
 """
 
 from __future__ import annotations
@@ -101,10 +103,11 @@ def _key_words(key: str) -> tuple[list[np.uint64], list[np.uint64]]:
 
 # Every 8-byte word of every key: its key slot, offset in the key, bytes and mask.
 _KEY_LENGTHS = np.array([len(key) for key in JSON_KEYS])
-_KEY_WORD_SLOTS, _KEY_WORD_OFFSETS, _KEY_WORD_VALUES, _KEY_WORD_MASKS = (np.array(column) for column in zip(*(
-    (slot, 8 * index, word, mask)
-    for slot, key in enumerate(JSON_KEYS)
-    for index, (word, mask) in enumerate(zip(*_key_words(key))))))
+_KEY_WORDS = [(slot, 8 * index, word, mask)
+              for slot, key in enumerate(JSON_KEYS)
+              for index, (word, mask) in enumerate(zip(*_key_words(key)))]
+_KEY_WORD_SLOTS, _KEY_WORD_OFFSETS, _KEY_WORD_VALUES, _KEY_WORD_MASKS = (
+    np.array(column) for column in zip(*_KEY_WORDS))
 # The keys whose values the summary reads, and their slots in JSON_KEYS.
 _READ_KEYS = ("authority", "downstream_remote_address", "path", "response_code", "response_flags",
               "route_name", "start_time", "upstream_cluster", "upstream_host")

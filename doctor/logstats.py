@@ -13,6 +13,7 @@ contain, not on how many lines they have.
 
 from __future__ import annotations
 
+import copy
 import ctypes
 import gzip
 import logging
@@ -22,6 +23,7 @@ import sys
 import threading
 from collections import Counter
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -399,14 +401,21 @@ def analyze_files(paths: Sequence[Path], since: timedelta | None = None,
     if processes and threading.active_count() > 1:
         logger.debug("other threads run, so chunks are scanned on threads instead of forked processes")
         processes = False
-    if not processes:
-        for path in paths:
-            _analyze_file(Path(path), window, summary, None)
-        return summary
-    with ProcessPoolExecutor(_WORKERS, mp_context=multiprocessing.get_context("fork"),
-                             initializer=_keep_freed_memory) as pool:
-        for path in paths:
-            _analyze_file(Path(path), window, summary, pool)
+    if processes:
+        scanned = copy.deepcopy(summary)  # still without counts: what a retry starts from
+        try:
+            with ProcessPoolExecutor(_WORKERS, mp_context=multiprocessing.get_context("fork"),
+                                     initializer=_keep_freed_memory) as pool:
+                for path in paths:
+                    _analyze_file(Path(path), window, scanned, pool)
+            return scanned
+        except BrokenProcessPool as error:
+            # A worker died (killed for memory, say): nothing of that scan is kept.
+            logger.warning("a log-scanning worker process died (%s); scanning again on threads", error)
+            summary.notes.append("a worker process died during the scan, so the files were read "
+                                 "again on threads")
+    for path in paths:
+        _analyze_file(Path(path), window, summary, None)
     return summary
 
 

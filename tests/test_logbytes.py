@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections import Counter
 from datetime import datetime, timezone
 
@@ -12,8 +13,6 @@ import pyarrow.compute as pc
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from doctor import logbytes, logscan, logstats
 from test_logstats import (
     CORPUS,
     JSON_LINE,
@@ -26,6 +25,8 @@ from test_logstats import (
     mutated_lines,
     reference_batch,
 )
+
+from doctor import logbytes, logscan, logstats
 
 JSON_VALUES = st.one_of(st.none(), st.booleans(), st.integers(-10**17, 10**17),
                         st.floats(allow_nan=False), st.text(max_size=12),
@@ -171,3 +172,27 @@ def test_processes_read_window_like_threads(tmp_path, monkeypatch):
     assert processes.counts == threads.counts
     assert processes.outside_window == threads.outside_window
     assert processes.files[0].bytes_read < path.stat().st_size / 2
+
+
+PARENT = os.getpid()
+SCAN_PIECE = logstats._scan_piece
+
+
+def die_in_worker(source, piece, window):
+    """Stand in for `_scan_piece`: a forked worker exits at once, as if it were killed."""
+    if os.getpid() != PARENT:
+        os._exit(1)
+    return SCAN_PIECE(source, piece, window)
+
+
+def test_dead_worker_falls_back_to_threads(monkeypatch):
+    path = LOG_FILES[0]
+    monkeypatch.setattr(logstats, "_scan_piece", die_in_worker)
+
+    summary = logstats.analyze_files([path], processes=True)
+    threads = logstats.analyze_files([path])
+
+    assert summary.counts == threads.counts
+    assert summary.entries == threads.entries > 0
+    assert len(summary.files) == 1
+    assert any("worker process died" in note for note in summary.notes)
