@@ -378,7 +378,6 @@ def json_lines(chunk: Chunk, taken: np.ndarray) -> tuple[np.ndarray, LineFields]
     quotes = chunk.delimiters[in_candidate & (chunk.kinds == QUOTE)]
     opening, closing = quotes[0::2], quotes[1::2]
     strings_per_line = counts[candidates] // 2
-    line_of = np.repeat(np.arange(len(candidates)), strings_per_line)
     first_of_line = np.cumsum(strings_per_line) - strings_per_line
     start = chunk.starts[candidates]
     end = chunk.ends[candidates]
@@ -407,8 +406,9 @@ def json_lines(chunk: Chunk, taken: np.ndarray) -> tuple[np.ndarray, LineFields]
     after_scalar = np.flatnonzero(key_after_key)
     good[after_scalar] &= _scalar_fits(chunk, previous_close[after_scalar] + 2, opening[after_scalar] - 1)
 
-    ok = np.bincount(line_of[~good], minlength=len(candidates)) == 0
-    ok &= np.bincount(line_of[~is_value], minlength=len(candidates)) == len(JSON_KEYS)
+    # Per line (every line has at least 24 strings, so no segment is empty).
+    ok = ~np.logical_or.reduceat(~good, first_of_line)
+    ok &= strings_per_line - np.add.reduceat(is_value, first_of_line) == len(JSON_KEYS)
     # The end of the line: `}` after a string value, or `:SCALAR}` after a key.
     last = first_of_line + strings_per_line - 1
     ends_with_value = is_value[last]
@@ -421,7 +421,7 @@ def json_lines(chunk: Chunk, taken: np.ndarray) -> tuple[np.ndarray, LineFields]
 
     # Keys of the lines left, one row per key slot and one column per line.
     selected = np.flatnonzero(ok)
-    keys = np.flatnonzero(ok[line_of] & ~is_value).reshape(-1, len(JSON_KEYS)).T
+    keys = np.flatnonzero(np.repeat(ok, strings_per_line) & ~is_value).reshape(-1, len(JSON_KEYS)).T
     key_start = opening[keys] + 1
     fits = np.all(closing[keys] - key_start == _KEY_LENGTHS[:, None], axis=0)
     words = chunk.words(key_start[_KEY_WORD_SLOTS] + _KEY_WORD_OFFSETS[:, None])
@@ -473,8 +473,9 @@ def _scalar_fits(chunk: Chunk, start: np.ndarray, end: np.ndarray) -> np.ndarray
     number = (digit_count >= 1) & (length <= _MAX_NUMBER)
     number &= (digit_count == 1) | (chunk.buffer[digits_start] != ord("0"))
     number &= _word_fits(chunk.words(digits_start), _byte_mask(np.clip(digit_count, 0, 8)), _NO_BYTES)
-    number &= _word_fits(chunk.words(digits_start + 8), _byte_mask(np.clip(digit_count - 8, 0, 8)),
-                         _NO_BYTES)
+    longer = np.flatnonzero(digit_count > 8)  # few: the digits past the first 8
+    number[longer] &= _word_fits(chunk.words(digits_start[longer] + 8),
+                                 _byte_mask(np.clip(digit_count[longer] - 8, 0, 8)), _NO_BYTES)
     return is_null | number
 
 

@@ -615,11 +615,12 @@ def _minute_runs(chunk: logbytes.Chunk, start: np.ndarray) -> tuple[list[str], n
     Lines come in time order, so runs are long. The same minute in two runs
     gets two codes, and the counts of both runs meet again under one key.
     """
-    window = np.lib.stride_tricks.sliding_window_view(chunk.buffer, _MINUTE_WIDTH)[start + 1]
-    words = window.view(np.uint64)
+    # The 16 bytes of `YYYY-MM-DDTHH:MM` as two 8-byte words.
+    high, low = chunk.words(start + 1), chunk.words(start + 9)
     changed = np.ones(len(start), bool)
-    changed[1:] = np.any(words[1:] != words[:-1], axis=1)
-    values = [window[index].tobytes().decode("ascii") for index in np.flatnonzero(changed)]
+    changed[1:] = (high[1:] != high[:-1]) | (low[1:] != low[:-1])
+    values = [chunk.data[first + 1:first + 1 + _MINUTE_WIDTH].decode("ascii")
+              for first in start[changed].tolist()]
     return values, np.cumsum(changed, dtype=np.int64) - 1
 
 
