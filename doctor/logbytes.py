@@ -201,7 +201,8 @@ def read_chunk(data: bytes | bytearray, padded: bool = False) -> Chunk:
 def _only_quotes(kinds: np.ndarray, newlines: np.ndarray) -> np.ndarray:
     """Return, per line, True when its delimiters before the newline are all quotes."""
     only = np.ones(len(newlines), bool)
-    others = np.flatnonzero((kinds[:newlines[-1]] != QUOTE) & (kinds[:newlines[-1]] != NEWLINE))
+    inside = kinds[:newlines[-1]]  # the padding after the last newline is in no line
+    others = np.flatnonzero((inside != QUOTE) & (inside != NEWLINE))
     if len(others):
         only[np.searchsorted(newlines, others)] = False
     return only
@@ -355,8 +356,8 @@ def _code_fits(chunk: Chunk, start: np.ndarray, end: np.ndarray) -> np.ndarray:
     return ok & _word_fits(chunk.words(start), _byte_mask(np.clip(length, 0, 3)), _NO_BYTES)
 
 
-def json_lines(chunk: Chunk, taken: np.ndarray) -> tuple[np.ndarray, LineFields]:
-    """Find the lines that fit `logscan.JSON_PATTERN` and are not `taken`; return them and their fields.
+def json_lines(chunk: Chunk, excluded: np.ndarray) -> tuple[np.ndarray, LineFields]:
+    """Find the lines that fit `logscan.JSON_PATTERN`, except `excluded` ones; return them and their fields.
 
     The check accepts a subset of the pattern: strings of printable ASCII
     without `!`, and numbers of at most 15 characters. A line's delimiters are
@@ -365,7 +366,7 @@ def json_lines(chunk: Chunk, taken: np.ndarray) -> tuple[np.ndarray, LineFields]
     strings must be `{`, `,` or `:`, or a colon, a number or null and a comma.
     """
     counts = chunk.delimiter_count
-    lines = ~taken & chunk.only_quotes & (counts % 2 == 0)
+    lines = ~excluded & chunk.only_quotes & (counts % 2 == 0)
     lines &= (counts >= 2 * len(JSON_KEYS)) & (counts <= 4 * len(JSON_KEYS))
     candidates = np.flatnonzero(lines)
     if not len(candidates):
@@ -505,8 +506,7 @@ def text_fields(chunk: Chunk, rows: np.ndarray) -> LineFields:
     line, separate fields, whatever the quoted free-text fields contain.
     """
     spaces = chunk.spaces
-    delimiters = chunk.delimiters
-    all_quotes = delimiters[chunk.buffer[delimiters] == QUOTE]
+    all_quotes = chunk.delimiters[chunk.kinds == QUOTE]
     start = chunk.starts[rows]
     end = chunk.ends[rows]
     quotes = all_quotes[np.searchsorted(all_quotes, start)[:, None] + np.arange(TEXT_QUOTES)]

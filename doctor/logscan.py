@@ -492,14 +492,9 @@ def _count_fast(rows: pa.Array, numbers: pa.Array, columns_of, value_of,
 
 def _count_details(details: dict[str, pa.Array], value_of, batch: Batch) -> None:
     """Count the paths, callers and upstream hosts of failing entries."""
-    for column, counter, convert in (("path", batch.paths, None),
-                                     ("remote", batch.callers, caller_of),
-                                     ("host", batch.upstream_hosts, None)):
-        counted = pc.value_counts(details[column])
-        for value, count in zip(counted.field("values").to_pylist(),
-                                counted.field("counts").to_pylist()):
-            value = value_of(value)
-            _count(counter, convert(value) if convert else value, count)
+    _count_values(details["path"], value_of, batch.paths)
+    _count_values(details["remote"], lambda value: caller_of(value_of(value)), batch.callers)
+    _count_values(details["host"], value_of, batch.upstream_hosts)
 
 
 @dataclass(frozen=True)
@@ -588,14 +583,15 @@ def _count_fields(chunk: logbytes.Chunk, rows: np.ndarray, fields: logbytes.Line
     # of plain digits, the port is cut off here. `caller_of` takes the rest.
     remote_start, remote_end = picked.downstream_remote
     if layout.quoted_strings:
-        plain = chunk.buffer[remote_start] == logbytes.QUOTE
-        text_start = np.where(plain, remote_start + 1, remote_start)
-        text_end = np.where(plain, remote_end - 1, remote_end)
+        # Only a string value is the address itself, once its quotes are dropped.
+        is_string = chunk.buffer[remote_start] == logbytes.QUOTE
+        text_start = np.where(is_string, remote_start + 1, remote_start)
+        text_end = np.where(is_string, remote_end - 1, remote_end)
     else:
-        plain = np.ones(len(remote_start), bool)
+        is_string = np.ones(len(remote_start), bool)
         text_start, text_end = remote_start, remote_end
     host_end, stripped = logbytes.strip_ports(chunk, text_start, text_end)
-    stripped &= plain
+    stripped &= is_string
     _count_values(logbytes.views(chunk, text_start[stripped], host_end[stripped]), None,
                   batch.callers)
     _count_values(logbytes.views(chunk, remote_start[~stripped], remote_end[~stripped]),

@@ -580,14 +580,15 @@ class _Piece:
     def read_padded(self) -> bytearray:
         """Return the bytes followed by `logbytes.padding()`, read without a further copy."""
         tail = logbytes.padding()
-        if self.data is not None:
-            return bytearray(self.data + tail)
-        size = self.end - self.begin
+        size = len(self.data) if self.data is not None else self.end - self.begin
         buffer = bytearray(size + len(tail))
-        with open(self.path, "rb") as handle:
-            handle.seek(self.begin)
-            if handle.readinto(memoryview(buffer)[:size]) != size:
-                raise EOFError(f"{self.path} is shorter than expected: it changed while it was read")
+        if self.data is not None:
+            buffer[:size] = self.data
+        else:
+            with open(self.path, "rb") as handle:
+                handle.seek(self.begin)
+                if handle.readinto(memoryview(buffer)[:size]) != size:
+                    raise EOFError(f"{self.path} is shorter than expected: it changed while it was read")
         buffer[size:] = tail
         return buffer
 
@@ -717,16 +718,16 @@ def _head(piece: _Piece) -> bytes:
 def _scan_piece(source: str, piece: _Piece, window: tuple[str | None, str | None]):
     """Scan one piece; return its batch, the lines consumed and in all, and its text when needed."""
     data = piece.read_padded()
+    lines = memoryview(data)[:len(data) - len(logbytes.padding())]
     if not data.isascii():
-        size = len(data) - len(logbytes.padding())
         try:
-            bytes(data[:size]).decode("utf-8")
+            str(lines, "utf-8")
         except UnicodeDecodeError:
-            data = bytearray(_decode(bytes(data[:size])).encode("utf-8") + logbytes.padding())
+            data = bytearray(_decode(bytes(lines)).encode("utf-8") + logbytes.padding())
+            lines = memoryview(data)[:len(data) - len(logbytes.padding())]
     batch, consumed = scan_bytes(source, 1, data, piece.final, window, padded=True)
     total = batch.line_count
-    text = _decode(bytes(data[:len(data) - len(logbytes.padding())])) if consumed < total else None
-    return batch, consumed, total, text
+    return batch, consumed, total, (_decode(bytes(lines)) if consumed < total else None)
 
 
 def _renumber_batch(batch: Batch, lines_before: int) -> None:
