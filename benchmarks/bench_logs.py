@@ -217,10 +217,10 @@ flags, details and cluster (`{MAWK[1]}`); jq does the same grouping with
 `reduce inputs`. `mesh-doctor logs --format json` computes the whole summary
 (per-minute counts by six fields, failure kinds with first and last line,
 top failing paths, callers and hosts, error-rate series). Times are the best
-of {RUNS} runs for TEXT and of one run for JSON, wall clock, start-up included
-(with the package's bytecode compiled first, as pip does when it installs);
-`mesh-doctor logs` scans in two worker processes, mawk and jq in one, so the
-CPU time of the same run is given too. The peak RSS is the largest sum of
+of {RUNS} runs for TEXT and of one run for JSON, wall clock, start-up included.
+The package's bytecode is compiled first, as pip does when it installs.
+`mesh-doctor logs` scans in two worker processes, and mawk and jq in one, so
+the CPU time of the same run is given too. The peak RSS is the largest sum of
 VmRSS over the main process and its workers, read from /proc every 10 ms.
 The one-minute load average when the run ended was
 {results['load']:.1f}{_load_remark(results['load'])}
@@ -287,9 +287,9 @@ def _missed(rows: list[tuple[str, str, str, str]]) -> str:
     if not missed:
         return "Every target was met in this run."
     return ("Targets not met in this run: " + "; ".join(missed) + ". The gap that remains is "
-            "the numpy work per line, about 13 ms of CPU time per 4 MiB piece of TEXT and "
-            "15 ms of JSON on one core and a third more with two workers, and about 0.18 s of "
-            "start-up (Python, numpy and pyarrow).")
+            "the numpy work per line and the start-up. One core spends about 13 ms of CPU time "
+            "on a 4 MiB piece of TEXT and 15 ms on one of JSON, a third more with two workers. "
+            "Start-up (Python, numpy and pyarrow) takes about 0.18 s.")
 
 
 def _verdict(met: bool) -> str:

@@ -534,8 +534,9 @@ _VIEW = np.dtype({"names": ["length", "low", "high"], "formats": ["<i4", "<u8", 
 def views(chunk: Chunk, start: np.ndarray, end: np.ndarray) -> pa.Array:
     """Return the byte ranges `[start, end)` of the chunk as an Arrow string view array.
 
-    Values up to 12 bytes are copied into the views, as the format requires;
-    longer ones point into the chunk. The ranges must hold whole UTF-8 characters.
+    Values up to 12 bytes are copied into the views, as the format requires,
+    and longer ones point into the chunk. Each range must contain whole UTF-8
+    characters.
     """
     length = end - start
     low = chunk.words(start)
