@@ -460,7 +460,8 @@ def _count_fast(rows: pa.Array, numbers: pa.Array, columns_of, value_of,
 
     selected = None  # indices into `rows` of the rows inside the window, None for all
     if window != (None, None):
-        inside = _window_mask(columns["second"], window)
+        seconds = pc.fill_null(columns["second"], "").to_numpy(zero_copy_only=False)
+        inside = pa.array(_window_rows(seconds.astype(f"S{_SECOND_WIDTH}"), window))
         batch.outside_window += len(rows) - pc.sum(inside).as_py()
         selected = pc.indices_nonzero(inside)
         numbers = pc.filter(numbers, inside)
@@ -653,9 +654,12 @@ def _start_second(chunk: logbytes.Chunk, fields: logbytes.LineFields, index: int
 
 
 def _window_rows(seconds: np.ndarray, window: tuple[str | None, str | None]) -> np.ndarray:
-    """Select the start seconds (numpy bytes) inside the window whose minute names a real time."""
+    """Select the start seconds (numpy bytes, empty when missing) inside the window.
+
+    A second is inside only when its minute names a real time.
+    """
     start, end = window
-    inside = np.ones(len(seconds), bool)
+    inside = seconds != b""
     if start is not None:
         inside &= seconds >= start.encode("ascii")
     if end is not None:
@@ -665,22 +669,6 @@ def _window_rows(seconds: np.ndarray, window: tuple[str | None, str | None]) -> 
         if valid_second(minute.decode("ascii") + ":00") is None:
             inside &= minutes != minute
     return inside
-
-
-def _window_mask(second: pa.Array, window: tuple[str | None, str | None]) -> pa.Array:
-    """Select rows whose start second is inside the window and names a real time."""
-    start, end = window
-    inside = pc.is_valid(second)
-    if start is not None:
-        inside = pc.and_(inside, pc.greater_equal(second, start))
-    if end is not None:
-        inside = pc.and_(inside, pc.less(second, end))
-    minutes = pc.utf8_slice_codeunits(second, 0, 16)
-    invalid = [minute for minute in pc.unique(minutes).to_pylist()
-               if minute is not None and valid_second(minute + ":00") is None]
-    if invalid:
-        inside = pc.and_(inside, pc.invert(pc.is_in(minutes, pa.array(invalid, minutes.type))))
-    return pc.fill_null(inside, False)
 
 
 def _failing_mask(code: pa.Array, flags: pa.Array, value_of) -> pa.Array | None:

@@ -198,3 +198,21 @@ def test_dead_worker_falls_back_to_threads(monkeypatch):
     assert summary.entries == threads.entries > 0
     assert len(summary.files) == 1
     assert any("worker process died" in note for note in summary.notes)
+
+
+def test_arrow_lines_honor_window():
+    # A non-ASCII user agent keeps these lines out of the offset check, so RE2 and Arrow read them.
+    entry = json.loads(JSON_LINE)
+    lines = []
+    for minute in ("20:17", "20:18", "20:19"):
+        entry.update(start_time=f"2026-12-04T{minute}:04.048Z", user_agent="navigateur-é")
+        lines.append(json.dumps(entry, separators=(",", ":"), sort_keys=True, ensure_ascii=False))
+    chunk = logbytes.read_chunk("\n".join(lines).encode("utf-8"))
+    assert len(logscan._classify_chunk(chunk).arrow_json_rows) == 3
+
+    batch, _ = logscan.scan_text("window.log", 1, "\n".join(lines), True,
+                                 ("2026-12-04T20:18:00", "2026-12-04T20:19:00"))
+
+    assert batch.entries == 1
+    assert batch.outside_window == 2
+    assert [key[0] for key in batch.counts] == ["2026-12-04T20:18"]
