@@ -570,12 +570,16 @@ class _Piece:
     begin: int = 0
     end: int = 0
 
-    def read(self) -> bytes:
+    def read(self, limit: int | None = None) -> bytes:
+        """Return the piece's bytes, or only its first `limit` bytes."""
+        size = self.end - self.begin if self.data is None else len(self.data)
+        if limit is not None:
+            size = min(size, limit)
         if self.data is not None:
-            return self.data
+            return self.data[:size]
         with open(self.path, "rb") as handle:
             handle.seek(self.begin)
-            return handle.read(self.end - self.begin)
+            return handle.read(size)
 
     def read_padded(self) -> bytearray:
         """Return the bytes followed by `logbytes.padding()`, read without a further copy."""
@@ -673,7 +677,7 @@ def _scan_stream(pieces: Iterator[_Piece], source: str, window: tuple[str | None
                 if piece is None:
                     exhausted = True
                     break
-                if first_piece and b"\x00" in _head(piece):
+                if first_piece and b"\x00" in piece.read(_BINARY_SNIFF_BYTES):
                     raise _BinaryFile()
                 first_piece = False
                 queue.append((piece, executor.submit(_scan_piece, source, piece, window)))
@@ -705,14 +709,6 @@ def _scan_stream(pieces: Iterator[_Piece], source: str, window: tuple[str | None
     finally:
         if pool is None:
             executor.shutdown(cancel_futures=True)
-
-
-def _head(piece: _Piece) -> bytes:
-    if piece.data is not None:
-        return piece.data[:_BINARY_SNIFF_BYTES]
-    with open(piece.path, "rb") as handle:
-        handle.seek(piece.begin)
-        return handle.read(min(_BINARY_SNIFF_BYTES, piece.end - piece.begin))
 
 
 def _scan_piece(source: str, piece: _Piece, window: tuple[str | None, str | None]):
