@@ -21,6 +21,7 @@ regular expressions and the tolerant parser read every other line, and
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import pyarrow as pa
@@ -38,14 +39,13 @@ _LAST_PLAIN = ord("~")
 
 # Quotes on a line in Istio's TEXT format: the request line and six quoted fields.
 TEXT_QUOTES = 14
-# Structural spaces of a TEXT line. The first eight follow `[TIME]`, separate
+# Structural spaces of a TEXT line. Eight follow `[TIME]`, separate
 # `METHOD PATH PROTOCOL`, and surround `CODE FLAGS DETAILS TERMINATION_DETAILS`.
-# The last eight follow the request id and the authority, and separate
+# Five surround the byte and time counts after the transport failure reason.
+# Two follow the request id and the authority, and the last six separate
 # `CLUSTER UPSTREAM_LOCAL DOWNSTREAM_LOCAL DOWNSTREAM_REMOTE SNI ROUTE`.
-# Five more surround the byte and time counts after the transport failure reason.
-_HEAD_SPACES = 8
-_TAIL_SPACES = 8
 _SIZE_SPACES = 5
+_LAST_QUOTE_SPACES = 6
 # Quotes 5 to 12 close and open quoted fields separated by one space.
 _SEPARATED_QUOTES = (5, 7, 9, 11)
 
@@ -128,6 +128,9 @@ class Chunk:
     `buffer` is the same bytes as a numpy array. Line `i` is
     `data[starts[i]:ends[i]]`, and `ends[i]` is its newline. Its delimiters are
     `delimiters[first_delimiter[i]:first_delimiter[i] + delimiter_count[i]]`.
+    `specials` holds the offsets of the spaces and delimiters together, and
+    `delimiter_specials` the place of each delimiter among them, so the
+    specials between two delimiters are known without a search.
     """
 
     data: bytes
@@ -139,10 +142,18 @@ class Chunk:
     delimiter_count: np.ndarray
     only_quotes: np.ndarray  # per line: every delimiter before the newline is a quote
     kinds: np.ndarray  # the byte at each delimiter
-    spaces: np.ndarray
+    specials: np.ndarray
+    delimiter_specials: np.ndarray
 
     def __len__(self) -> int:
         return len(self.starts)
+
+    @cached_property
+    def spaces(self) -> np.ndarray:
+        """Return the offsets of the spaces."""
+        is_space = np.ones(len(self.specials), bool)
+        is_space[self.delimiter_specials] = False
+        return self.specials[is_space]
 
     def line(self, index: int) -> str:
         return self.data[self.starts[index]:self.ends[index]].decode("utf-8")
@@ -165,17 +176,20 @@ def read_chunk(data: bytes | bytearray, padded: bool = False) -> Chunk:
     """Find the lines, delimiters and spaces of `data` (lines split at `\\n` only).
 
     With `padded`, `data` already ends with `padding()`, so it is not copied.
+    One search finds the spaces and delimiters together. numpy's search costs
+    about the same whatever it finds, so a second search for the spaces would
+    double that cost.
     """
     body = data if padded else data + padding()
     buffer = np.frombuffer(body, np.uint8)
-    is_space = buffer == SPACE
     shifted = np.subtract(buffer, np.uint8(_FIRST_PLAIN))
-    outside = np.greater(shifted, np.uint8(_LAST_PLAIN - _FIRST_PLAIN), out=shifted.view(bool))
-    # Every space is outside the plain range, so this drops exactly the spaces.
-    np.logical_xor(outside, is_space, out=outside)
-    outside |= buffer == BACKSLASH
-    delimiters = np.flatnonzero(outside)
-    kinds = buffer[delimiters]
+    special = np.greater(shifted, np.uint8(_LAST_PLAIN - _FIRST_PLAIN), out=shifted.view(bool))
+    special |= buffer == BACKSLASH
+    specials = np.flatnonzero(special)
+    special_kinds = buffer[specials]
+    delimiter_specials = np.flatnonzero(special_kinds != SPACE)
+    delimiters = specials[delimiter_specials]
+    kinds = special_kinds[delimiter_specials]
     newlines = np.flatnonzero(kinds == NEWLINE)
     ends = delimiters[newlines]
     starts = np.empty_like(ends)
@@ -194,7 +208,8 @@ def read_chunk(data: bytes | bytearray, padded: bool = False) -> Chunk:
         delimiter_count=newlines - first_delimiter,
         only_quotes=_only_quotes(kinds, newlines),
         kinds=kinds,
-        spaces=np.flatnonzero(is_space),
+        specials=specials,
+        delimiter_specials=delimiter_specials,
     )
 
 
@@ -249,34 +264,48 @@ def text_lines(chunk: Chunk) -> tuple[np.ndarray, LineFields]:
     Returns their indices and their fields. Arrays of places are laid out one
     row per place and one column per line, so each place is contiguous.
     """
-    spaces = chunk.spaces
     candidates = np.flatnonzero((chunk.delimiter_count == TEXT_QUOTES) & chunk.only_quotes)
-    quotes = chunk.delimiters[chunk.first_delimiter[candidates] + np.arange(TEXT_QUOTES)[:, None]]
+    at_quote = chunk.first_delimiter[candidates] + np.arange(TEXT_QUOTES)[:, None]
+    quotes = chunk.delimiters[at_quote]
+    quote_special = chunk.delimiter_specials[at_quote]
+    newline_special = chunk.delimiter_specials[at_quote[-1] + 1]
     start = chunk.starts[candidates]
     end = chunk.ends[candidates]
 
-    # The spaces of a line are spaces[first:last]. Quoted free text may contain
-    # spaces, so the five after the transport failure reason are found by search.
-    first = np.searchsorted(spaces, start)
-    last = np.searchsorted(spaces, end)
-    after_reason = np.searchsorted(spaces, quotes[3])
-    ok = last - first >= _HEAD_SPACES + _TAIL_SPACES + _SIZE_SPACES
-    head = _take(spaces, first + np.arange(_HEAD_SPACES)[:, None])
-    tail = _take(spaces, last - _TAIL_SPACES + np.arange(_TAIL_SPACES)[:, None])
-    sizes = _take(spaces, after_reason + np.arange(_SIZE_SPACES)[:, None])
+    # Every special of a line between two of its quotes is a space, so the
+    # distance between the quotes' places among the specials counts the spaces
+    # between them. Quoted free text may hold any number of spaces; every
+    # other stretch holds exactly the spaces of the format.
+    previous_newline = np.where(at_quote[0] > 0, chunk.delimiter_specials[at_quote[0] - 1], -1)
+    ok = quote_special[0] - previous_newline == 2  # `[TIME] "`
+    ok &= quote_special[1] - quote_special[0] == 3  # `"METHOD PATH PROTOCOL"`
+    ok &= quote_special[2] - quote_special[1] == 6  # `" CODE FLAGS DETAILS TERMINATION "`
+    ok &= quote_special[4] - quote_special[3] == 1 + _SIZE_SPACES
+    for closing in _SEPARATED_QUOTES:
+        ok &= quote_special[closing + 1] - quote_special[closing] == 2
+    ok &= newline_special - quote_special[13] == 1 + _LAST_QUOTE_SPACES
+    if not ok.all():
+        # Only lines with these counts have all their spaces inside the line.
+        kept = np.flatnonzero(ok)
+        candidates, quotes, quote_special = candidates[kept], quotes[:, kept], quote_special[:, kept]
+        start, end = start[kept], end[kept]
+    specials = chunk.specials
+    head = specials[np.concatenate((quote_special[:1] - 1, quote_special[0] + np.arange(1, 3)[:, None],
+                                    quote_special[1] + np.arange(1, 6)[:, None]))]
+    sizes = specials[quote_special[3] + np.arange(1, 1 + _SIZE_SPACES)[:, None]]
+    tail = specials[np.concatenate((quote_special[9:10] + 1, quote_special[11:12] + 1, quote_special[13]
+                                    + np.arange(1, 1 + _LAST_QUOTE_SPACES)[:, None]))]
 
     # The structural spaces and quotes of the line in order, and the gaps
-    # between them. The spaces of each group are consecutive spaces of the
-    # line, so a gap of one byte at either end of a group also proves that
-    # no other space lies in the group.
+    # between them in bytes. A gap of exactly one byte leaves nothing between.
+    # Two quotes two bytes apart enclose one byte, and that is the one special
+    # counted above, a space.
     places = np.concatenate((head[:1], quotes[:1], head[1:3], quotes[1:2], head[3:], quotes[2:4],
                              sizes, quotes[4:10], tail[:1], quotes[10:12], tail[1:2], quotes[12:],
                              tail[2:], end[None]))
     gaps = places[1:] - places[:-1]
     gaps -= _GAP_LOW[:, None]
-    ok &= np.all(gaps.view(np.uint64) <= _GAP_SPAN[:, None], axis=0)
-    for closing in _SEPARATED_QUOTES:
-        ok &= chunk.buffer[quotes[closing] + 1] == SPACE
+    ok = np.all(gaps.view(np.uint64) <= _GAP_SPAN[:, None], axis=0)
     ok &= _time_fits(chunk, start, head[0])
     ok &= _code_fits(chunk, head[3] + 1, head[4])
 
@@ -293,11 +322,6 @@ def text_lines(chunk: Chunk) -> tuple[np.ndarray, LineFields]:
         route=(tail[7, ok] + 1, end),
     )
     return rows, fields
-
-
-def _take(values: np.ndarray, index: np.ndarray) -> np.ndarray:
-    """Index `values`, clipping indices of lines that already failed a check."""
-    return values[np.clip(index, 0, len(values) - 1)]
 
 
 def _time_fits(chunk: Chunk, start: np.ndarray, after_time: np.ndarray) -> np.ndarray:

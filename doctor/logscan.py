@@ -534,7 +534,9 @@ def _count_fields(chunk: logbytes.Chunk, rows: np.ndarray, fields: logbytes.Line
     """Count the lines `rows` of a chunk from the byte ranges of their fields.
 
     Each key field is dictionary-encoded once, and the codes of a line are
-    combined into one integer key, so the group-by works on integers.
+    combined into one integer key, so the group-by works on integers. Python
+    converts each distinct value to the parser's value once. The outcome alone
+    decides the failure kind, so no Python loop runs per line.
     """
     if window != (None, None):
         inside = _window_rows(logbytes.fixed(chunk, fields.start + 1, _SECOND_WIDTH), window)
@@ -544,35 +546,34 @@ def _count_fields(chunk: logbytes.Chunk, rows: np.ndarray, fields: logbytes.Line
         if not len(rows):
             return
 
-    parts = [_minute_runs(chunk, fields.start)]
-    for name in ("outcome", "upstream_cluster", "route", "authority"):
-        encoded = pc.dictionary_encode(logbytes.views(chunk, *getattr(fields, name)))
-        parts.append((encoded.dictionary.to_pylist(),
-                      encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)))
-    first_rows, totals, key_of_row = _group_rows(parts, len(rows))
+    minutes, minute_codes = _minute_runs(chunk, fields.start)
+    outcomes, outcome_codes = _encode(chunk, fields.outcome)
+    kinds = [_outcome_kind(outcome, layout) for outcome in outcomes]
+    parts = [([None if valid_second(minute + ":00") is None else minute for minute in minutes],
+              minute_codes), (kinds, outcome_codes)]
+    clusters, cluster_codes = _encode(chunk, fields.upstream_cluster)
+    parts.append(([accesslog.strip_cluster_suffix(layout.value_of(cluster)) for cluster in clusters],
+                  cluster_codes))
+    for name in ("route", "authority"):
+        values, codes = _encode(chunk, getattr(fields, name))
+        parts.append(([layout.value_of(value) for value in values], codes))
+    first_rows, totals = _group_rows(parts, len(rows))
+    columns = [[values[code] for code in codes[first_rows].tolist()] for values, codes in parts]
+    counts = batch.counts
+    for minute, kind, cluster, route, authority, total in zip(*columns, totals.tolist()):
+        key = (minute, *kind, cluster, route, authority)
+        counts[key] = counts.get(key, 0) + total
+    batch.entries += len(rows)
 
-    kinds: list[tuple] = []
-    kind_of_key = np.full(len(totals), -1, np.int64)
-    for index, (row, total) in enumerate(zip(first_rows.tolist(), totals.tolist())):
-        minute, outcome, cluster, route, authority = (values[codes[row]] for values, codes in parts)
-        code, flags, details = layout.split_outcome(outcome)
-        key = _normal_key((minute, code, flags, details, cluster, route, authority),
-                          layout.value_of)
-        batch.entries += total
-        batch.counts[key] = batch.counts.get(key, 0) + total
-        if is_failure(key[1], key[2]):
-            kind_of_key[index] = len(kinds)
-            kinds.append(key[1:4])
-    if not kinds:
+    failing_kinds = np.array([is_failure(code, flags) for code, flags, _ in kinds], bool)
+    failing = np.flatnonzero(failing_kinds[outcome_codes])
+    if not len(failing):
         return
-
-    kind_of_row = kind_of_key[key_of_row]
-    failing = np.flatnonzero(kind_of_row >= 0)
-    failing_kinds = kind_of_row[failing]
-    present, first, counts = np.unique(failing_kinds, return_index=True, return_counts=True)
-    last = len(failing_kinds) - 1 - np.unique(failing_kinds[::-1], return_index=True)[1]
+    kind_of_row = outcome_codes[failing]
+    present, first, counts_of_kind = np.unique(kind_of_row, return_index=True, return_counts=True)
+    last = len(kind_of_row) - 1 - np.unique(kind_of_row[::-1], return_index=True)[1]
     for kind, first_index, last_index, count in zip(present.tolist(), failing[first].tolist(),
-                                                    failing[last].tolist(), counts.tolist()):
+                                                    failing[last].tolist(), counts_of_kind.tolist()):
         batch.add_kind(kinds[kind], KindSpan(
             count, int(rows[first_index]) + first_line, _start_second(chunk, fields, first_index),
             int(rows[last_index]) + first_line, _start_second(chunk, fields, last_index)))
@@ -599,6 +600,20 @@ def _count_fields(chunk: logbytes.Chunk, rows: np.ndarray, fields: logbytes.Line
                   lambda value: caller_of(layout.value_of(value)), batch.callers)
 
 
+def _encode(chunk: logbytes.Chunk, field: tuple[np.ndarray, np.ndarray]) -> tuple[list[str], np.ndarray]:
+    """Dictionary-encode a field; return its distinct values and each line's code."""
+    encoded = pc.dictionary_encode(logbytes.views(chunk, *field))
+    return (encoded.dictionary.to_pylist(),
+            encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64))
+
+
+def _outcome_kind(outcome: str, layout: _FieldLayout) -> tuple[int | None, tuple[str, ...], str | None]:
+    """Return the parser's (response code, flags, details) of an outcome field."""
+    code, flags, details = layout.split_outcome(outcome)
+    return (accesslog.parse_int(layout.value_of(code)), accesslog.parse_flags(layout.value_of(flags)),
+            layout.value_of(details))
+
+
 def _count_values(values: pa.Array, convert, counter: Counter) -> None:
     """Add the distinct values (through `convert`, when given) and their counts to `counter`."""
     counted = pc.value_counts(values)
@@ -621,11 +636,8 @@ def _minute_runs(chunk: logbytes.Chunk, start: np.ndarray) -> tuple[list[str], n
     return values, np.cumsum(changed, dtype=np.int64) - 1
 
 
-def _group_rows(parts: list[tuple[list, np.ndarray]], count: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Group rows by their codes in every part.
-
-    Returns, per group, its first row and its size, and, per row, its group.
-    """
+def _group_rows(parts: list[tuple[list, np.ndarray]], count: int) -> tuple[np.ndarray, np.ndarray]:
+    """Group rows by their codes in every part; return each group's first row and size."""
     combined = np.zeros(count, np.int64)
     size = 1
     for values, codes in parts:
@@ -636,16 +648,13 @@ def _group_rows(parts: list[tuple[list, np.ndarray]], count: int) -> tuple[np.nd
         size *= max(len(values), 1)
 
     if size > _DENSE_KEYS:
-        _, first, inverse, totals = np.unique(combined, return_index=True, return_inverse=True,
-                                              return_counts=True)
-        return first, totals, inverse.ravel()
+        _, first, totals = np.unique(combined, return_index=True, return_counts=True)
+        return first, totals
     totals = np.bincount(combined, minlength=size)
     present = np.flatnonzero(totals)
     first = np.full(size, count, np.int64)
     np.minimum.at(first, combined, np.arange(count))
-    group_of_key = np.empty(size, np.int64)
-    group_of_key[present] = np.arange(len(present))
-    return first[present], totals[present], group_of_key[combined]
+    return first[present], totals[present]
 
 
 def _start_second(chunk: logbytes.Chunk, fields: logbytes.LineFields, index: int) -> str | None:
