@@ -90,24 +90,25 @@ JSON_KEYS = (
 )
 
 
-def _key_words(key: str) -> tuple[list[np.uint64], list[np.uint64]]:
-    """Return the key's bytes as 8-byte words and the masks of the bytes that count."""
-    padded = key.encode("ascii").ljust(-(-len(key) // 8) * 8, b"\0")
-    words, masks = [], []
-    for offset in range(0, len(padded), 8):
-        used = min(8, len(key) - offset)
-        words.append(np.uint64(int.from_bytes(padded[offset:offset + 8], "little")))
-        masks.append(np.uint64((1 << (8 * used)) - 1))
-    return words, masks
+def _key_template(keys: tuple[str, ...], start: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """Return the bytes `[start, start + width)` of each key, and masks of the bytes that exist.
+
+    Both are laid out as one row of little-endian 8-byte words for all keys.
+    """
+    values, masks = bytearray(), bytearray()
+    for key in keys:
+        part = key.encode("ascii")[start:start + width]
+        values += part.ljust(width, b"\0")
+        masks += (b"\xff" * len(part)).ljust(width, b"\0")
+    return np.frombuffer(bytes(values), "<u8"), np.frombuffer(bytes(masks), "<u8")
 
 
-# Every 8-byte word of every key: its key slot, offset in the key, bytes and mask.
+# Keys are compared 32 bytes at a time: one read covers every key but the longest.
+_KEY_BLOCK = 32
 _KEY_LENGTHS = np.array([len(key) for key in JSON_KEYS])
-_KEY_WORDS = [(slot, 8 * index, word, mask)
-              for slot, key in enumerate(JSON_KEYS)
-              for index, (word, mask) in enumerate(zip(*_key_words(key)))]
-_KEY_WORD_SLOTS, _KEY_WORD_OFFSETS, _KEY_WORD_VALUES, _KEY_WORD_MASKS = (
-    np.array(column) for column in zip(*_KEY_WORDS))
+_KEY_HEADS = _key_template(JSON_KEYS, 0, _KEY_BLOCK)
+_LONG_KEY_SLOTS = np.flatnonzero(_KEY_LENGTHS > _KEY_BLOCK)
+_LONG_KEY_TAILS = _key_template(tuple(JSON_KEYS[slot] for slot in _LONG_KEY_SLOTS), _KEY_BLOCK, 8)
 # The keys whose values the summary reads, and their slots in JSON_KEYS.
 _READ_KEYS = ("authority", "downstream_remote_address", "path", "response_code", "response_flags",
               "route_name", "start_time", "upstream_cluster", "upstream_host")
@@ -161,6 +162,11 @@ class Chunk:
     def words(self, offsets: np.ndarray) -> np.ndarray:
         """Return the 8 bytes at each offset as a little-endian integer (unaligned reads)."""
         return np.ndarray((len(self.data) - 8,), "<u8", self.data, 0, (1,))[offsets]
+
+    def blocks(self, offsets: np.ndarray) -> np.ndarray:
+        """Return the 32 bytes at each offset as four little-endian 8-byte integers (last axis)."""
+        view = np.ndarray((len(self.data) - _KEY_BLOCK,), f"V{_KEY_BLOCK}", self.data, 0, (1,))
+        return view[offsets].view("<u8")
 
     def half_words(self, offsets: np.ndarray) -> np.ndarray:
         """Return the 4 bytes at each offset as a little-endian integer (unaligned reads)."""
@@ -444,13 +450,18 @@ def json_lines(chunk: Chunk, excluded: np.ndarray) -> tuple[np.ndarray, LineFiel
     if not ok.any():
         return candidates[ok], _no_fields()
 
-    # Keys of the lines left, one row per key slot and one column per line.
+    # Keys of the lines left, one row per line and one column per key slot.
     selected = np.flatnonzero(ok)
-    keys = np.flatnonzero(np.repeat(ok, strings_per_line) & ~is_value).reshape(-1, len(JSON_KEYS)).T
+    keys = np.flatnonzero(np.repeat(ok, strings_per_line) & ~is_value).reshape(-1, len(JSON_KEYS))
     key_start = opening[keys] + 1
-    fits = np.all(closing[keys] - key_start == _KEY_LENGTHS[:, None], axis=0)
-    words = chunk.words(key_start[_KEY_WORD_SLOTS] + _KEY_WORD_OFFSETS[:, None])
-    fits &= np.all((words & _KEY_WORD_MASKS[:, None]) == _KEY_WORD_VALUES[:, None], axis=0)
+    fits = np.all(closing[keys] - key_start == _KEY_LENGTHS, axis=1)
+    heads = chunk.blocks(key_start).reshape(len(keys), -1)
+    values, masks = _KEY_HEADS
+    heads &= masks
+    fits &= np.all(heads == values, axis=1)
+    values, masks = _LONG_KEY_TAILS
+    fits &= np.all(chunk.words(key_start[:, _LONG_KEY_SLOTS] + _KEY_BLOCK) & masks == values, axis=1)
+    keys = keys.T  # one row per key slot from here on
 
     # The value of each key the summary reads: the next string when it is a
     # value, else the scalar after the colon.

@@ -617,8 +617,12 @@ def _outcome_kind(outcome: str, layout: _FieldLayout) -> tuple[int | None, tuple
 def _count_values(values: pa.Array, convert, counter: Counter) -> None:
     """Add the distinct values (through `convert`, when given) and their counts to `counter`."""
     counted = pc.value_counts(values)
-    for value, count in zip(counted.field("values").to_pylist(), counted.field("counts").to_pylist()):
-        _count(counter, convert(value) if convert else value, count)
+    names = counted.field("values").to_pylist()
+    get = counter.get
+    for name, count in zip(map(convert, names) if convert else names,
+                           counted.field("counts").to_pylist()):
+        if name is not None:
+            counter[name] = get(name, 0) + count
 
 
 def _minute_runs(chunk: logbytes.Chunk, start: np.ndarray) -> tuple[list[str], np.ndarray]:

@@ -205,8 +205,14 @@ class LogSummary:
         position = KEY_FIELDS.index(dimension)
         result: dict[str, Counter] = {}
         for key, count in self.counts.items():
-            if key[0] is not None:
-                result.setdefault(key[0], Counter())[key[position]] += count
+            minute = key[0]
+            if minute is None:
+                continue
+            counter = result.get(minute)
+            if counter is None:
+                counter = result[minute] = Counter()
+            value = key[position]
+            counter[value] = counter.get(value, 0) + count
         return result
 
     def minutes(self) -> list[str]:

@@ -64,6 +64,17 @@ def test_checks_take_recorded_lines():
     assert structural(JSON_LINE) == (False, True)
 
 
+@pytest.mark.parametrize("key", logbytes.JSON_KEYS)
+def test_json_check_rejects_key_with_one_byte_changed(key):
+    entry = json.loads(JSON_LINE)
+    for place in (0, len(key) // 2, len(key) - 1):
+        changed = key[:place] + ("y" if key[place] == "x" else "x") + key[place + 1:]
+        variant = dict(entry)
+        variant[changed] = variant.pop(key)
+        line = json.dumps(variant, separators=(",", ":"), sort_keys=True)
+        assert structural(line) == (False, False), changed
+
+
 @st.composite
 def json_variants(draw) -> str:
     """Change one recorded JSON entry: keys, value types, key order and spacing."""
