@@ -48,12 +48,30 @@ _SIZE_SPACES = 5
 _LAST_QUOTE_SPACES = 6
 # Quotes 5 to 12 close and open quoted fields separated by one space.
 _SEPARATED_QUOTES = (5, 7, 9, 11)
+# Quotes 10 and 12 open the authority and the upstream host, quoted but without spaces.
+_TOKEN_QUOTES = (10, 12)
 
-# Gaps between consecutive structural places of a TEXT line (see `text_lines`):
-# "1" and "2" are exact, "t" (a token) is at least 2, "f" (free text) at least 1.
-_TEXT_GAPS = "1ttt1tttt1f1tttt1f2f2f11f11f1tttttt"
-_GAP_LOW = np.array([{"1": 1, "2": 2, "t": 2, "f": 1}[gap] for gap in _TEXT_GAPS], np.int64)
-_GAP_SPAN = np.array([0 if gap in "12" else 1 << 62 for gap in _TEXT_GAPS], np.uint64)
+
+def _touching(flags: str) -> tuple[np.uint64, np.uint64]:
+    """Turn up to 8 flags into (mask, value) of the 8 bytes of `Chunk.touching` they cover."""
+    mask = value = 0
+    for place, flag in enumerate(flags):
+        mask |= 0xFF << (8 * place)
+        value |= int(flag) << (8 * place)
+    return np.uint64(mask), np.uint64(value)
+
+
+# Whether each structural special of a TEXT line touches the next special
+# ("1") or a token of at least one byte lies between them ("0"), in the order
+# of the specials. From the space after `[TIME]` to the quote that opens the
+# transport failure reason (ten flags, read as eight and two):
+_HEAD_TOUCHING = (_touching("10001000"), _touching("01"))
+# From the quote that closes the reason, over the five spaces around the counts:
+_SIZE_TOUCHING = _touching("100001")
+# A quote that closes a field, the one space, and the quote that opens the next:
+_PAIR_TOUCHING = _touching("11")
+# From the last quote over the six spaces before the cluster, addresses, SNI and route:
+_TAIL_TOUCHING = _touching("1000000")
 
 _ALL_64 = np.uint64(0xFFFFFFFFFFFFFFFF)
 _HIGH_NIBBLES = np.uint64(0xF0F0F0F0F0F0F0F0)
@@ -148,6 +166,18 @@ class Chunk:
 
     def __len__(self) -> int:
         return len(self.starts)
+
+    @cached_property
+    def touching(self) -> np.ndarray:
+        """Return, per special, 1 when the next special is the next byte, else 0, then 8 zeros."""
+        touching = np.zeros(len(self.specials) + 7, np.uint8)
+        np.equal(self.specials[1:] - self.specials[:-1], 1, out=touching[:len(self.specials) - 1].view(bool))
+        return touching
+
+    def touching_words(self, offsets: np.ndarray) -> np.ndarray:
+        """Return the flags of `touching` from each offset on, 8 at a time as little-endian integers."""
+        flags = self.touching
+        return np.ndarray((len(flags) - 7,), "<u8", flags, 0, (1,))[offsets]
 
     @cached_property
     def spaces(self) -> np.ndarray:
@@ -272,15 +302,12 @@ def text_lines(chunk: Chunk) -> tuple[np.ndarray, LineFields]:
     """
     candidates = np.flatnonzero((chunk.delimiter_count == TEXT_QUOTES) & chunk.only_quotes)
     at_quote = chunk.first_delimiter[candidates] + np.arange(TEXT_QUOTES)[:, None]
-    quotes = chunk.delimiters[at_quote]
     quote_special = chunk.delimiter_specials[at_quote]
     newline_special = chunk.delimiter_specials[at_quote[-1] + 1]
-    start = chunk.starts[candidates]
-    end = chunk.ends[candidates]
 
     # Every special of a line between two of its quotes is a space, so the
     # distance between the quotes' places among the specials counts the spaces
-    # between them. Quoted free text may hold any number of spaces; every
+    # between them. Quoted free text may hold any number of spaces. Every
     # other stretch holds exactly the spaces of the format.
     previous_newline = np.where(at_quote[0] > 0, chunk.delimiter_specials[at_quote[0] - 1], -1)
     ok = quote_special[0] - previous_newline == 2  # `[TIME] "`
@@ -289,45 +316,52 @@ def text_lines(chunk: Chunk) -> tuple[np.ndarray, LineFields]:
     ok &= quote_special[4] - quote_special[3] == 1 + _SIZE_SPACES
     for closing in _SEPARATED_QUOTES:
         ok &= quote_special[closing + 1] - quote_special[closing] == 2
+    for opening in _TOKEN_QUOTES:
+        ok &= quote_special[opening + 1] - quote_special[opening] == 1  # no space inside
     ok &= newline_special - quote_special[13] == 1 + _LAST_QUOTE_SPACES
     if not ok.all():
         # Only lines with these counts have all their spaces inside the line.
         kept = np.flatnonzero(ok)
-        candidates, quotes, quote_special = candidates[kept], quotes[:, kept], quote_special[:, kept]
-        start, end = start[kept], end[kept]
-    specials = chunk.specials
-    head = specials[np.concatenate((quote_special[:1] - 1, quote_special[0] + np.arange(1, 3)[:, None],
-                                    quote_special[1] + np.arange(1, 6)[:, None]))]
-    sizes = specials[quote_special[3] + np.arange(1, 1 + _SIZE_SPACES)[:, None]]
-    tail = specials[np.concatenate((quote_special[9:10] + 1, quote_special[11:12] + 1, quote_special[13]
-                                    + np.arange(1, 1 + _LAST_QUOTE_SPACES)[:, None]))]
+        candidates, at_quote, quote_special = candidates[kept], at_quote[:, kept], quote_special[:, kept]
 
-    # The structural spaces and quotes of the line in order, and the gaps
-    # between them in bytes. A gap of exactly one byte leaves nothing between.
-    # Two quotes two bytes apart enclose one byte, and that is the one special
-    # counted above, a space.
-    places = np.concatenate((head[:1], quotes[:1], head[1:3], quotes[1:2], head[3:], quotes[2:4],
-                             sizes, quotes[4:10], tail[:1], quotes[10:12], tail[1:2], quotes[12:],
-                             tail[2:], end[None]))
-    gaps = places[1:] - places[:-1]
-    gaps -= _GAP_LOW[:, None]
-    ok = np.all(gaps.view(np.uint64) <= _GAP_SPAN[:, None], axis=0)
-    ok &= _time_fits(chunk, start, head[0])
-    ok &= _code_fits(chunk, head[3] + 1, head[4])
+    # With the spaces counted, a token is empty exactly where two specials
+    # touch. A quote sits right next to its space exactly where the two touch.
+    touching = chunk.touching_words
+    first_space = quote_special[0] - 1
+    ok = _flags_fit(touching(first_space), _HEAD_TOUCHING[0])
+    ok &= _flags_fit(touching(first_space + 8), _HEAD_TOUCHING[1])
+    ok &= _flags_fit(touching(quote_special[3]), _SIZE_TOUCHING)
+    ok &= _flags_fit(touching(quote_special[13]), _TAIL_TOUCHING)
+    for closing in _SEPARATED_QUOTES:
+        ok &= _flags_fit(touching(quote_special[closing]), _PAIR_TOUCHING)
+
+    specials = chunk.specials
+    start = chunk.starts[candidates]
+    after_time = specials[first_space]
+    request = specials[quote_special[0] + np.arange(1, 3)[:, None]]  # after METHOD and PATH
+    outcome = specials[quote_special[1] + np.arange(1, 5)[:, None]]  # before CODE to after DETAILS
+    tail = specials[quote_special[13] + np.arange(1, 1 + _LAST_QUOTE_SPACES)[:, None]]
+    quoted = chunk.delimiters[at_quote[10:]]  # the authority's and the upstream host's quotes
+    ok &= _time_fits(chunk, start, after_time)
+    ok &= _code_fits(chunk, outcome[0] + 1, outcome[1])
 
     rows = candidates[ok]
-    end = end[ok]
     fields = LineFields(
         start=start[ok],
-        outcome=(head[3, ok] + 1, head[6, ok]),
-        path=(head[1, ok] + 1, head[2, ok]),
-        authority=(quotes[10, ok] + 1, quotes[11, ok]),
-        upstream_host=(quotes[12, ok] + 1, quotes[13, ok]),
-        upstream_cluster=(tail[2, ok] + 1, tail[3, ok]),
-        downstream_remote=(tail[5, ok] + 1, tail[6, ok]),
-        route=(tail[7, ok] + 1, end),
+        outcome=(outcome[0, ok] + 1, outcome[3, ok]),
+        path=(request[0, ok] + 1, request[1, ok]),
+        authority=(quoted[0, ok] + 1, quoted[1, ok]),
+        upstream_host=(quoted[2, ok] + 1, quoted[3, ok]),
+        upstream_cluster=(tail[0, ok] + 1, tail[1, ok]),
+        downstream_remote=(tail[3, ok] + 1, tail[4, ok]),
+        route=(tail[5, ok] + 1, chunk.ends[rows]),
     )
     return rows, fields
+
+
+def _flags_fit(words: np.ndarray, flags: tuple[np.uint64, np.uint64]) -> np.ndarray:
+    mask, value = flags
+    return (words & mask) == value
 
 
 def _time_fits(chunk: Chunk, start: np.ndarray, after_time: np.ndarray) -> np.ndarray:

@@ -59,6 +59,22 @@ def test_checks_accept_subset_of_patterns(line):
         assert matches(logscan.JSON_PATTERN, line), line
 
 
+@pytest.mark.parametrize("line", [TEXT_LINE, JSON_LINE], ids=["text", "json"])
+def test_checks_accept_no_one_byte_edit_the_patterns_refuse(line):
+    """Every deletion of one byte, and every insertion of a space, quote or letter."""
+    variants = [line[:place] + line[place + 1:] for place in range(len(line))]
+    variants += [line[:place] + character + line[place:]
+                 for place in range(len(line) + 1) for character in ' "x']
+    chunk = logbytes.read_chunk("\n".join(variants).encode("utf-8"))
+    text_rows, _ = logbytes.text_lines(chunk)
+    json_rows, _ = logbytes.json_lines(chunk, np.zeros(len(chunk), bool))
+    for rows, pattern in ((text_rows, logscan.TEXT_PATTERN), (json_rows, logscan.JSON_PATTERN)):
+        accepted = pa.array([variants[row] for row in rows.tolist()], pa.string())
+        refused = pc.invert(pc.match_substring_regex(accepted, pattern)).to_numpy(zero_copy_only=False)
+        assert not refused.any(), [variants[row] for row in rows[refused].tolist()][:3]
+    assert len(text_rows) + len(json_rows) > 0
+
+
 def test_checks_take_recorded_lines():
     assert structural(TEXT_LINE) == (True, False)
     assert structural(JSON_LINE) == (False, True)
