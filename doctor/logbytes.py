@@ -301,6 +301,8 @@ def text_lines(chunk: Chunk) -> tuple[np.ndarray, LineFields]:
     row per place and one column per line, so each place is contiguous.
     """
     candidates = np.flatnonzero((chunk.delimiter_count == TEXT_QUOTES) & chunk.only_quotes)
+    if not len(candidates):
+        return candidates, _no_fields()
     at_quote = chunk.first_delimiter[candidates] + np.arange(TEXT_QUOTES)[:, None]
     quote_special = chunk.delimiter_specials[at_quote]
     newline_special = chunk.delimiter_specials[at_quote[-1] + 1]
@@ -460,16 +462,14 @@ def json_lines(chunk: Chunk, excluded: np.ndarray) -> tuple[np.ndarray, LineFiel
     after_value[1:] = is_value[:-1]
     after_value[first_of_line] = False
 
-    good = np.ones(len(opening), bool)
-    good &= ~(is_value & after_value)  # a value follows a key
-    first_ok = (between == 1) & (buffer[np.maximum(previous_close + 1, 0)] == ord("{"))
-    good &= ~is_first | first_ok
+    good = ~(is_value & after_value)  # a value follows a key
+    good[first_of_line] &= (between[first_of_line] == 1) & (buffer[start] == ord("{"))
     key_after_value = ~is_first & ~is_value & after_value
     good &= ~key_after_value | ((between == 1) & (byte_before == ord(",")))
-    key_after_key = ~is_first & ~is_value & ~after_value
-    good &= ~key_after_key | ((buffer[previous_close + 1] == ord(":")) & (byte_before == ord(",")))
-    after_scalar = np.flatnonzero(key_after_key)
-    good[after_scalar] &= _scalar_fits(chunk, previous_close[after_scalar] + 2, opening[after_scalar] - 1)
+    after_scalar = np.flatnonzero(~is_first & ~is_value & ~after_value)  # a key after a key's scalar
+    good[after_scalar] &= (buffer[previous_close[after_scalar] + 1] == ord(":")) & (
+        byte_before[after_scalar] == ord(",")) & _scalar_fits(
+        chunk, previous_close[after_scalar] + 2, opening[after_scalar] - 1)
 
     # Per line (every line has at least 24 strings, so no segment is empty).
     ok = ~np.logical_or.reduceat(~good, first_of_line)
@@ -534,18 +534,24 @@ def _no_fields() -> LineFields:
 
 
 def _scalar_fits(chunk: Chunk, start: np.ndarray, end: np.ndarray) -> np.ndarray:
-    """Check that `[start, end)` is `null` or a JSON integer of 1 to 15 characters."""
+    """Check that `[start, end)` is `null` or a JSON integer of 1 to 15 characters.
+
+    The first 8 bytes are read once: they hold `null`, the sign, and the
+    first digits. The few longer numbers read 8 more bytes.
+    """
     length = end - start
-    is_null = (length == 4) & (chunk.half_words(start) == _NULL)
-    negative = chunk.buffer[start] == ord("-")
-    digits_start = start + negative
-    digit_count = end - digits_start
+    word = chunk.words(start)
+    is_null = (length == 4) & ((word & np.uint64(0xFFFFFFFF)) == _NULL)
+    negative = (word & np.uint64(0xFF)) == ord("-")
+    digits = word >> (negative.astype(np.uint64) * np.uint64(8))
+    digit_count = length - negative
     number = (digit_count >= 1) & (length <= _MAX_NUMBER)
-    number &= (digit_count == 1) | (chunk.buffer[digits_start] != ord("0"))
-    number &= _word_fits(chunk.words(digits_start), _byte_mask(np.clip(digit_count, 0, 8)), _NO_BYTES)
-    longer = np.flatnonzero(digit_count > 8)  # few: the digits past the first 8
-    number[longer] &= _word_fits(chunk.words(digits_start[longer] + 8),
-                                 _byte_mask(np.clip(digit_count[longer] - 8, 0, 8)), _NO_BYTES)
+    number &= (digit_count == 1) | ((digits & np.uint64(0xFF)) != ord("0"))
+    in_word = np.clip(np.minimum(digit_count, 8 - negative), 0, 8)
+    number &= _word_fits(digits, _byte_mask(in_word), _NO_BYTES)
+    longer = np.flatnonzero(digit_count > in_word)
+    number[longer] &= _word_fits(chunk.words(start[longer] + 8),
+                                 _byte_mask(np.clip(digit_count[longer] - in_word[longer], 0, 8)), _NO_BYTES)
     return is_null | number
 
 

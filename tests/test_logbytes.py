@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections import Counter
 from datetime import datetime, timezone
 
@@ -89,6 +90,17 @@ def test_json_check_rejects_key_with_one_byte_changed(key):
         variant[changed] = variant.pop(key)
         line = json.dumps(variant, separators=(",", ":"), sort_keys=True)
         assert structural(line) == (False, False), changed
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(st.text(alphabet="-0123456789nul", max_size=17),
+                          st.integers(-10**16, 10**16).map(str)), min_size=1, max_size=20))
+def test_scalar_check_takes_json_integers_and_null(tokens):
+    chunk = logbytes.read_chunk("\n".join(tokens).encode("ascii"))
+    fits = logbytes._scalar_fits(chunk, chunk.starts, chunk.ends)
+    expected = [re.fullmatch(r"-?(?:0|[1-9][0-9]*)|null", token) is not None and len(token) <= 15
+                for token in tokens]
+    assert fits.tolist() == expected
 
 
 @st.composite
