@@ -16,6 +16,7 @@ from __future__ import annotations
 import copy
 import ctypes
 import gzip
+import heapq
 import logging
 import multiprocessing
 import re
@@ -71,7 +72,7 @@ _WORKERS = 2
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
 _KEPT_BLOCK_BYTES = 1 << 30
-_IN_FLIGHT = 4  # pieces read ahead, each costing tens of MB while it is scanned
+_IN_FLIGHT = 8  # pieces read ahead, each costing tens of MB while it is scanned
 
 _TEXT_TIME = re.compile(r'\[(\d{4}-\d\d-\d\d[T ][^\]]+)\] "')
 _JSON_TIME = re.compile(r'"start_time"\s*:\s*"([^"]+)"')
@@ -157,17 +158,35 @@ class TopValues:
         if value is None:
             return
         self.counts[value] += count
-        if len(self.counts) > 2 * self.capacity:
-            self.counts = Counter(dict(self.counts.most_common(self.capacity)))
-            self.approximate = True
+        self._trim()
 
     def add_counts(self, counts: Counter) -> None:
         """Add the counts of many values at once, then drop the rarest half when over capacity."""
         self.counts.update(counts)
         self.counts.pop(None, None)
-        if len(self.counts) > 2 * self.capacity:
-            self.counts = Counter(dict(self.counts.most_common(self.capacity)))
-            self.approximate = True
+        self._trim()
+
+    def _trim(self) -> None:
+        """Keep the `capacity` largest counts once twice as many values are tracked.
+
+        Of the values tied at the smallest count kept, the first ones the
+        counter holds stay. Only the counts are ranked, as integers, which
+        took about a third of the time of `Counter.most_common` here.
+        """
+        counts = self.counts
+        if len(counts) <= 2 * self.capacity:
+            return
+        threshold = heapq.nlargest(self.capacity, counts.values())[-1]
+        kept = {value: count for value, count in counts.items() if count > threshold}
+        room = self.capacity - len(kept)
+        for value, count in counts.items():
+            if room <= 0:
+                break
+            if count == threshold:
+                kept[value] = count
+                room -= 1
+        self.counts = Counter(kept)
+        self.approximate = True
 
     def top(self, count: int = TOP_COUNT) -> list[tuple[str, int]]:
         return _ranked(self.counts)[:count]
