@@ -72,7 +72,7 @@ _WORKERS = 2
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
 _KEPT_BLOCK_BYTES = 1 << 30
-_IN_FLIGHT = 8  # pieces read ahead, each costing tens of MB while it is scanned
+_IN_FLIGHT = 8  # pieces submitted ahead; a waiting piece is only its byte range
 
 _TEXT_TIME = re.compile(r'\[(\d{4}-\d\d-\d\d[T ][^\]]+)\] "')
 _JSON_TIME = re.compile(r'"start_time"\s*:\s*"([^"]+)"')
@@ -177,15 +177,15 @@ class TopValues:
         if len(counts) <= 2 * self.capacity:
             return
         threshold = heapq.nlargest(self.capacity, counts.values())[-1]
-        kept = {value: count for value, count in counts.items() if count > threshold}
-        room = self.capacity - len(kept)
+        largest = {value: count for value, count in counts.items() if count > threshold}
+        room = self.capacity - len(largest)
         for value, count in counts.items():
             if room <= 0:
                 break
             if count == threshold:
-                kept[value] = count
+                largest[value] = count
                 room -= 1
-        self.counts = Counter(kept)
+        self.counts = Counter(largest)
         self.approximate = True
 
     def top(self, count: int = TOP_COUNT) -> list[tuple[str, int]]:

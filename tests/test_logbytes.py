@@ -62,10 +62,10 @@ def test_checks_accept_subset_of_patterns(line):
 
 @pytest.mark.parametrize("line", [TEXT_LINE, JSON_LINE], ids=["text", "json"])
 def test_checks_accept_no_one_byte_edit_the_patterns_refuse(line):
-    """Every deletion of one byte, and every insertion of a space, quote or letter."""
+    """Every deletion of one byte, and every insertion of a space, quote, backslash or letter."""
     variants = [line[:place] + line[place + 1:] for place in range(len(line))]
     variants += [line[:place] + character + line[place:]
-                 for place in range(len(line) + 1) for character in ' "x']
+                 for place in range(len(line) + 1) for character in ' "\\x']
     chunk = logbytes.read_chunk("\n".join(variants).encode("utf-8"))
     text_rows, _ = logbytes.text_lines(chunk)
     json_rows, _ = logbytes.json_lines(chunk, np.zeros(len(chunk), bool))
