@@ -95,7 +95,12 @@ def _word_template(template: str) -> tuple[np.uint64, tuple[np.uint64, np.uint64
 # `YYYY-MM-DDTHH:MM:SS` after the `[`, in words of 8 bytes: (offset, digits, literals).
 _TIME_WORDS = tuple((offset, *_word_template(template))
                     for offset, template in ((0, "dddd-dd-"), (8, "ddTdd:dd"), (16, ":dd?????")))
-_SECOND_TENS = 18  # offset from the `[` of the tens of seconds, which are 0 to 5
+# Offsets in a 32-byte block that starts at the delimiter before the time.
+_SECOND_TENS = 18  # the tens of seconds, which are 0 to 5
+_FRACTION_DOT = 20  # the dot before a fraction of a second
+_BYTE = np.uint64(8)
+_SEVEN_BYTES = np.uint64(56)
+_LOW_BYTE = np.uint64(0xFF)
 
 # The keys of Istio's JSON access-log format in the sorted order Envoy's `json_format` writes them.
 JSON_KEYS = (
@@ -196,7 +201,7 @@ class Chunk:
     def blocks(self, offsets: np.ndarray) -> np.ndarray:
         """Return the 32 bytes at each offset as four little-endian 8-byte integers (last axis)."""
         view = np.ndarray((len(self.data) - _KEY_BLOCK,), f"V{_KEY_BLOCK}", self.data, 0, (1,))
-        return view[offsets].view("<u8")
+        return view[offsets].view("<u8").reshape(*np.shape(offsets), _KEY_BLOCK // 8)
 
     def half_words(self, offsets: np.ndarray) -> np.ndarray:
         """Return the 4 bytes at each offset as a little-endian integer (unaligned reads)."""
@@ -264,12 +269,15 @@ def _only_quotes(kinds: np.ndarray, newlines: np.ndarray) -> np.ndarray:
 class LineFields:
     """Byte ranges `(start, end)` of the fields of TEXT or JSON lines, one element per line.
 
+    `minute` is not a range but a pair of words, and is selected and joined like one.
+
     In TEXT lines `outcome` is `CODE FLAGS DETAILS`, three tokens with single
     spaces. In JSON lines it runs from the response code's value to the
     response flags' value, and every range of a string value includes its quotes.
     """
 
     start: np.ndarray  # the byte before the start time: TEXT's `[` or the quote in JSON
+    minute: tuple[np.ndarray, np.ndarray]  # the 16 bytes `YYYY-MM-DDTHH:MM` as two 8-byte words
     outcome: tuple[np.ndarray, np.ndarray]
     path: tuple[np.ndarray, np.ndarray]
     authority: tuple[np.ndarray, np.ndarray]
@@ -278,7 +286,7 @@ class LineFields:
     downstream_remote: tuple[np.ndarray, np.ndarray]
     route: tuple[np.ndarray, np.ndarray]
 
-    _RANGES = ("outcome", "path", "authority", "upstream_host", "upstream_cluster",
+    _RANGES = ("minute", "outcome", "path", "authority", "upstream_host", "upstream_cluster",
                "downstream_remote", "route")
 
     def select(self, rows: np.ndarray) -> LineFields:
@@ -345,21 +353,29 @@ def text_lines(chunk: Chunk) -> tuple[np.ndarray, LineFields]:
     outcome = specials[quote_special[1] + np.arange(1, 5)[:, None]]  # before CODE to after DETAILS
     tail = specials[quote_special[13] + np.arange(1, 1 + _LAST_QUOTE_SPACES)[:, None]]
     quoted = chunk.delimiters[at_quote[10:]]  # the authority's and the upstream host's quotes
-    ok &= _time_fits(chunk, start, after_time)
+    stamp_fits, minute = _stamp_fits(chunk, start, after_time - start - 2, b"[]")
+    ok &= stamp_fits
     ok &= _code_fits(chunk, outcome[0] + 1, outcome[1])
 
     rows = candidates[ok]
+    kept = _kept(ok)
     fields = LineFields(
-        start=start[ok],
-        outcome=(outcome[0, ok] + 1, outcome[3, ok]),
-        path=(request[0, ok] + 1, request[1, ok]),
-        authority=(quoted[0, ok] + 1, quoted[1, ok]),
-        upstream_host=(quoted[2, ok] + 1, quoted[3, ok]),
-        upstream_cluster=(tail[0, ok] + 1, tail[1, ok]),
-        downstream_remote=(tail[3, ok] + 1, tail[4, ok]),
-        route=(tail[5, ok] + 1, chunk.ends[rows]),
+        start=start[kept],
+        minute=(minute[0][kept], minute[1][kept]),
+        outcome=(outcome[0, kept] + 1, outcome[3, kept]),
+        path=(request[0, kept] + 1, request[1, kept]),
+        authority=(quoted[0, kept] + 1, quoted[1, kept]),
+        upstream_host=(quoted[2, kept] + 1, quoted[3, kept]),
+        upstream_cluster=(tail[0, kept] + 1, tail[1, kept]),
+        downstream_remote=(tail[3, kept] + 1, tail[4, kept]),
+        route=(tail[5, kept] + 1, chunk.ends[rows]),
     )
     return rows, fields
+
+
+def _kept(ok: np.ndarray) -> np.ndarray | slice:
+    """Return an index for the elements where `ok` is True: a slice of all when none failed."""
+    return slice(None) if ok.all() else ok
 
 
 def _flags_fit(words: np.ndarray, flags: tuple[np.uint64, np.uint64]) -> np.ndarray:
@@ -367,31 +383,45 @@ def _flags_fit(words: np.ndarray, flags: tuple[np.uint64, np.uint64]) -> np.ndar
     return (words & mask) == value
 
 
-def _time_fits(chunk: Chunk, start: np.ndarray, after_time: np.ndarray) -> np.ndarray:
-    """Check `[YYYY-MM-DDTHH:MM:SS(.fraction)Z]` from `start` to the space at `after_time`.
+def _stamp_fits(chunk: Chunk, start: np.ndarray, length: np.ndarray,
+                delimiters: bytes) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
+    """Check `YYYY-MM-DDTHH:MM:SS(.fraction)Z` of `length` bytes between two delimiters.
 
-    Each 8 bytes are checked at once as one integer. Every read stays inside
-    the line or the padding after the chunk.
+    `start` is the offset of the opening delimiter, `[` in TEXT or a quote in
+    JSON, and `delimiters` names the opening and the closing one. One 32-byte
+    read per line covers both delimiters and the time, whose 8-byte words are
+    checked one at a time. Returns which lines fit and the first 16 bytes of
+    their time, the minute, as two words.
     """
-    buffer = chunk.buffer
-    ok = buffer[start] == ord("[")
-    width = after_time - start  # 22 without a fraction, 23 + digits with one
-    ok &= (width == 22) | ((width >= 24) & (width <= 23 + _MAX_FRACTION))
-    ok &= buffer[after_time - 1] == ord("]")
-    ok &= buffer[after_time - 2] == ord("Z")
-
-    for offset, digits, literals in _TIME_WORDS:
-        ok &= _word_fits(chunk.words(start + 1 + offset), digits, literals)
-    ok &= buffer[start + _SECOND_TENS] <= ord("5")
+    block = chunk.blocks(start)
+    first, second, third, fourth = (block[:, index] for index in range(4))
+    # The time starts one byte into the block.
+    time_words = [(low >> _BYTE) | (high << _SEVEN_BYTES)
+                  for low, high in ((first, second), (second, third), (third, fourth))]
+    opening, closing = delimiters
+    ok = (length == 20) | ((length >= 22) & (length <= 21 + _MAX_FRACTION))
+    ok &= (first & _LOW_BYTE) == opening
+    ok &= _block_byte(third, fourth, length) == ord("Z")
+    ok &= _block_byte(third, fourth, length + 1) == closing
+    for word, (_, digits, literals) in zip(time_words, _TIME_WORDS):
+        ok &= _word_fits(word, digits, literals)
+    ok &= (third >> np.uint64(8 * (_SECOND_TENS - 16))) & _LOW_BYTE <= ord("5")
 
     # `.` and one to nine digits, checked as all digits with the places past them masked.
-    fraction_digits = np.clip(width - 23, 0, _MAX_FRACTION)
-    has_fraction = fraction_digits > 0
-    ok &= ~has_fraction | (buffer[start + 20] == ord("."))
-    first_eight = np.minimum(fraction_digits, 8)
-    ok &= _word_fits(chunk.words(start + 21), _byte_mask(first_eight), _NO_BYTES)
-    ok &= (fraction_digits < 9) | (buffer[start + 29] - np.uint8(ord("0")) <= 9)
-    return ok
+    fraction_digits = np.clip(length - 21, 0, _MAX_FRACTION)
+    ok &= (fraction_digits == 0) | ((third >> np.uint64(8 * (_FRACTION_DOT - 16))) & _LOW_BYTE == ord("."))
+    fraction = (third >> np.uint64(8 * (_FRACTION_DOT + 1 - 16))) | (fourth << np.uint64(8 * (24 - _FRACTION_DOT - 1)))
+    ok &= _word_fits(fraction, _byte_mask(np.minimum(fraction_digits, 8)), _NO_BYTES)
+    ninth = (fourth >> np.uint64(8 * (_FRACTION_DOT + 9 - 24))) & _LOW_BYTE
+    ok &= (fraction_digits < 9) | (ninth - np.uint64(ord("0")) <= 9)
+    return ok, (time_words[0], time_words[1])
+
+
+def _block_byte(third: np.ndarray, fourth: np.ndarray, place: np.ndarray) -> np.ndarray:
+    """Return byte `place` (16 to 31, clipped) of each line's block, from its last two words."""
+    place = np.clip(place, 16, 31)
+    shift = ((place & 7) * 8).astype(np.uint64)
+    return np.where(place < 24, third >> shift, fourth >> shift) & _LOW_BYTE
 
 
 def _byte_mask(count: np.ndarray) -> np.ndarray:
@@ -508,9 +538,12 @@ def json_lines(chunk: Chunk, excluded: np.ndarray) -> tuple[np.ndarray, LineFiel
     value_end = np.where(value_is_string, closing[following] + 1, scalar_end)
     time_row = _READ_KEYS.index("start_time")
     fits &= value_is_string[time_row]
-    fits &= _iso_time_fits(chunk, value_start[time_row] + 1, value_end[time_row] - 1)
+    stamp_fits, minute = _stamp_fits(chunk, value_start[time_row],
+                                     value_end[time_row] - value_start[time_row] - 2, b'""')
+    fits &= stamp_fits
     rows = candidates[selected[fits]]
-    value_start, value_end = value_start[:, fits], value_end[:, fits]
+    kept = _kept(fits)
+    value_start, value_end = value_start[:, kept], value_end[:, kept]
 
     def value(name: str) -> tuple[np.ndarray, np.ndarray]:
         row = _READ_KEYS.index(name)
@@ -518,6 +551,7 @@ def json_lines(chunk: Chunk, excluded: np.ndarray) -> tuple[np.ndarray, LineFiel
 
     fields = LineFields(
         start=value("start_time")[0],
+        minute=(minute[0][kept], minute[1][kept]),
         outcome=(value("response_code")[0], value("response_flags")[1]),
         path=value("path"),
         authority=value("authority"),
@@ -556,23 +590,6 @@ def _scalar_fits(chunk: Chunk, start: np.ndarray, end: np.ndarray) -> np.ndarray
     return is_null | number
 
 
-def _iso_time_fits(chunk: Chunk, start: np.ndarray, end: np.ndarray) -> np.ndarray:
-    """Check `YYYY-MM-DDTHH:MM:SS(.fraction)Z` in `[start, end)`."""
-    buffer = chunk.buffer
-    width = end - start  # 20 without a fraction, 21 + digits with one
-    ok = (width == 20) | ((width >= 22) & (width <= 21 + _MAX_FRACTION))
-    ok &= buffer[end - 1] == ord("Z")
-    for offset, digits, literals in _TIME_WORDS:
-        ok &= _word_fits(chunk.words(start + offset), digits, literals)
-    ok &= buffer[start + _SECOND_TENS - 1] <= ord("5")
-
-    fraction_digits = np.clip(width - 21, 0, _MAX_FRACTION)
-    ok &= (fraction_digits == 0) | (buffer[start + 19] == ord("."))
-    ok &= _word_fits(chunk.words(start + 20), _byte_mask(np.minimum(fraction_digits, 8)), _NO_BYTES)
-    ok &= (fraction_digits < 9) | (buffer[start + 28] - np.uint8(ord("0")) <= 9)
-    return ok
-
-
 def text_fields(chunk: Chunk, rows: np.ndarray) -> LineFields:
     """Find the fields of the lines `rows`, which fit `logscan.TEXT_PATTERN`.
 
@@ -591,6 +608,7 @@ def text_fields(chunk: Chunk, rows: np.ndarray) -> LineFields:
     tail = np.searchsorted(spaces, end)  # one past the last space of the line
     return LineFields(
         start=start,
+        minute=(chunk.words(start + 1), chunk.words(start + 9)),
         outcome=(spaces[outcome] + 1, spaces[outcome + 3]),
         path=(spaces[request] + 1, spaces[request + 1]),
         authority=(quotes[:, 10] + 1, quotes[:, 11]),

@@ -546,7 +546,7 @@ def _count_fields(chunk: logbytes.Chunk, rows: np.ndarray, fields: logbytes.Line
         if not len(rows):
             return
 
-    minutes, minute_codes = _minute_runs(chunk, fields.start)
+    minutes, minute_codes = _minute_runs(chunk, fields)
     outcomes, outcome_codes = _encode(chunk, fields.outcome)
     kinds = [_outcome_kind(outcome, layout) for outcome in outcomes]
     parts = [([None if valid_second(minute + ":00") is None else minute for minute in minutes],
@@ -625,18 +625,17 @@ def _count_values(values: pa.Array, convert, counter: Counter) -> None:
             counter[name] = get(name, 0) + count
 
 
-def _minute_runs(chunk: logbytes.Chunk, start: np.ndarray) -> tuple[list[str], np.ndarray]:
+def _minute_runs(chunk: logbytes.Chunk, fields: logbytes.LineFields) -> tuple[list[str], np.ndarray]:
     """Code the minute of each line by runs of equal minutes; return the run minutes and codes.
 
     Lines come in time order, so runs are long. The same minute in two runs
     gets two codes, and the counts of both runs meet again under one key.
     """
-    # The 16 bytes of `YYYY-MM-DDTHH:MM` as two 8-byte words.
-    high, low = chunk.words(start + 1), chunk.words(start + 9)
-    changed = np.ones(len(start), bool)
+    high, low = fields.minute
+    changed = np.ones(len(high), bool)
     changed[1:] = (high[1:] != high[:-1]) | (low[1:] != low[:-1])
     values = [chunk.data[first + 1:first + 1 + _MINUTE_WIDTH].decode("ascii")
-              for first in start[changed].tolist()]
+              for first in fields.start[changed].tolist()]
     return values, np.cumsum(changed, dtype=np.int64) - 1
 
 
