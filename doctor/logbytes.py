@@ -126,12 +126,13 @@ def _key_template(keys: tuple[str, ...], start: int, width: int) -> tuple[np.nda
     return np.frombuffer(bytes(values), "<u8"), np.frombuffer(bytes(masks), "<u8")
 
 
-# Keys are compared 32 bytes at a time: one read covers every key but the longest.
-_KEY_BLOCK = 32
+# `Chunk.blocks` reads 32 bytes at once: a line's time with its delimiters, or a
+# JSON key (every key but the longest fits).
+_BLOCK = 32
 _KEY_LENGTHS = np.array([len(key) for key in JSON_KEYS])
-_KEY_HEADS = _key_template(JSON_KEYS, 0, _KEY_BLOCK)
-_LONG_KEY_SLOTS = np.flatnonzero(_KEY_LENGTHS > _KEY_BLOCK)
-_LONG_KEY_TAILS = _key_template(tuple(JSON_KEYS[slot] for slot in _LONG_KEY_SLOTS), _KEY_BLOCK, 8)
+_KEY_HEADS = _key_template(JSON_KEYS, 0, _BLOCK)
+_LONG_KEY_SLOTS = np.flatnonzero(_KEY_LENGTHS > _BLOCK)
+_LONG_KEY_TAILS = _key_template(tuple(JSON_KEYS[slot] for slot in _LONG_KEY_SLOTS), _BLOCK, 8)
 # The keys whose values the summary reads, and their slots in JSON_KEYS.
 _READ_KEYS = ("authority", "downstream_remote_address", "path", "response_code", "response_flags",
               "route_name", "start_time", "upstream_cluster", "upstream_host")
@@ -200,8 +201,8 @@ class Chunk:
 
     def blocks(self, offsets: np.ndarray) -> np.ndarray:
         """Return the 32 bytes at each offset as four little-endian 8-byte integers (last axis)."""
-        view = np.ndarray((len(self.data) - _KEY_BLOCK,), f"V{_KEY_BLOCK}", self.data, 0, (1,))
-        return view[offsets].view("<u8").reshape(*np.shape(offsets), _KEY_BLOCK // 8)
+        view = np.ndarray((len(self.data) - _BLOCK,), f"V{_BLOCK}", self.data, 0, (1,))
+        return view[offsets].view("<u8").reshape(*np.shape(offsets), _BLOCK // 8)
 
     def half_words(self, offsets: np.ndarray) -> np.ndarray:
         """Return the 4 bytes at each offset as a little-endian integer (unaligned reads)."""
@@ -525,7 +526,7 @@ def json_lines(chunk: Chunk, excluded: np.ndarray) -> tuple[np.ndarray, LineFiel
     heads &= masks
     fits &= np.all(heads == values, axis=1)
     values, masks = _LONG_KEY_TAILS
-    fits &= np.all(chunk.words(key_start[:, _LONG_KEY_SLOTS] + _KEY_BLOCK) & masks == values, axis=1)
+    fits &= np.all(chunk.words(key_start[:, _LONG_KEY_SLOTS] + _BLOCK) & masks == values, axis=1)
     keys = keys.T  # one row per key slot from here on
 
     # The value of each key the summary reads: the next string when it is a
