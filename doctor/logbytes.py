@@ -92,9 +92,8 @@ def _word_template(template: str) -> tuple[np.uint64, tuple[np.uint64, np.uint64
     return np.uint64(digits), (np.uint64(mask), np.uint64(value))
 
 
-# `YYYY-MM-DDTHH:MM:SS` after the `[`, in words of 8 bytes: (offset, digits, literals).
-_TIME_WORDS = tuple((offset, *_word_template(template))
-                    for offset, template in ((0, "dddd-dd-"), (8, "ddTdd:dd"), (16, ":dd?????")))
+# `YYYY-MM-DDTHH:MM:SS` in its three 8-byte words: (digits, literals) of each.
+_TIME_WORDS = tuple(_word_template(template) for template in ("dddd-dd-", "ddTdd:dd", ":dd?????"))
 # Offsets in a 32-byte block that starts at the delimiter before the time.
 _SECOND_TENS = 18  # the tens of seconds, which are 0 to 5
 _FRACTION_DOT = 20  # the dot before a fraction of a second
@@ -270,7 +269,7 @@ def _only_quotes(kinds: np.ndarray, newlines: np.ndarray) -> np.ndarray:
 class LineFields:
     """Byte ranges `(start, end)` of the fields of TEXT or JSON lines, one element per line.
 
-    `minute` is not a range but a pair of words, and is selected and joined like one.
+    `minute` is not a range but a pair of words. `_PAIRS` names every field made of two arrays.
 
     In TEXT lines `outcome` is `CODE FLAGS DETAILS`, three tokens with single
     spaces. In JSON lines it runs from the response code's value to the
@@ -287,12 +286,12 @@ class LineFields:
     downstream_remote: tuple[np.ndarray, np.ndarray]
     route: tuple[np.ndarray, np.ndarray]
 
-    _RANGES = ("minute", "outcome", "path", "authority", "upstream_host", "upstream_cluster",
+    _PAIRS = ("minute", "outcome", "path", "authority", "upstream_host", "upstream_cluster",
                "downstream_remote", "route")
 
     def select(self, rows: np.ndarray) -> LineFields:
         return LineFields(self.start[rows], *(
-            (getattr(self, name)[0][rows], getattr(self, name)[1][rows]) for name in self._RANGES))
+            (getattr(self, name)[0][rows], getattr(self, name)[1][rows]) for name in self._PAIRS))
 
     def join(self, other: LineFields, order: np.ndarray) -> LineFields:
         """Return these fields followed by `other`'s, then taken in `order`."""
@@ -301,7 +300,7 @@ class LineFields:
 
         return LineFields(both(self.start, other.start), *(
             (both(getattr(self, name)[0], getattr(other, name)[0]),
-             both(getattr(self, name)[1], getattr(other, name)[1])) for name in self._RANGES))
+             both(getattr(self, name)[1], getattr(other, name)[1])) for name in self._PAIRS))
 
 
 def text_lines(chunk: Chunk) -> tuple[np.ndarray, LineFields]:
@@ -319,8 +318,8 @@ def text_lines(chunk: Chunk) -> tuple[np.ndarray, LineFields]:
 
     # Every special of a line between two of its quotes is a space, so the
     # distance between the quotes' places among the specials counts the spaces
-    # between them. Quoted free text may hold any number of spaces. Every
-    # other stretch holds exactly the spaces of the format.
+    # between them. Quoted free text may contain any number of spaces. Every
+    # other stretch contains exactly the spaces of the format.
     previous_newline = np.where(at_quote[0] > 0, chunk.delimiter_specials[at_quote[0] - 1], -1)
     ok = quote_special[0] - previous_newline == 2  # `[TIME] "`
     ok &= quote_special[1] - quote_special[0] == 3  # `"METHOD PATH PROTOCOL"`
@@ -333,8 +332,8 @@ def text_lines(chunk: Chunk) -> tuple[np.ndarray, LineFields]:
     ok &= newline_special - quote_special[13] == 1 + _LAST_QUOTE_SPACES
     if not ok.all():
         # Only lines with these counts have all their spaces inside the line.
-        kept = np.flatnonzero(ok)
-        candidates, at_quote, quote_special = candidates[kept], at_quote[:, kept], quote_special[:, kept]
+        counted = np.flatnonzero(ok)
+        candidates, at_quote, quote_special = candidates[counted], at_quote[:, counted], quote_special[:, counted]
 
     # With the spaces counted, a token is empty exactly where two specials
     # touch. A quote sits right next to its space exactly where the two touch.
@@ -359,22 +358,22 @@ def text_lines(chunk: Chunk) -> tuple[np.ndarray, LineFields]:
     ok &= _code_fits(chunk, outcome[0] + 1, outcome[1])
 
     rows = candidates[ok]
-    kept = _kept(ok)
+    selection = _selection(ok)
     fields = LineFields(
-        start=start[kept],
-        minute=(minute[0][kept], minute[1][kept]),
-        outcome=(outcome[0, kept] + 1, outcome[3, kept]),
-        path=(request[0, kept] + 1, request[1, kept]),
-        authority=(quoted[0, kept] + 1, quoted[1, kept]),
-        upstream_host=(quoted[2, kept] + 1, quoted[3, kept]),
-        upstream_cluster=(tail[0, kept] + 1, tail[1, kept]),
-        downstream_remote=(tail[3, kept] + 1, tail[4, kept]),
-        route=(tail[5, kept] + 1, chunk.ends[rows]),
+        start=start[selection],
+        minute=(minute[0][selection], minute[1][selection]),
+        outcome=(outcome[0, selection] + 1, outcome[3, selection]),
+        path=(request[0, selection] + 1, request[1, selection]),
+        authority=(quoted[0, selection] + 1, quoted[1, selection]),
+        upstream_host=(quoted[2, selection] + 1, quoted[3, selection]),
+        upstream_cluster=(tail[0, selection] + 1, tail[1, selection]),
+        downstream_remote=(tail[3, selection] + 1, tail[4, selection]),
+        route=(tail[5, selection] + 1, chunk.ends[rows]),
     )
     return rows, fields
 
 
-def _kept(ok: np.ndarray) -> np.ndarray | slice:
+def _selection(ok: np.ndarray) -> np.ndarray | slice:
     """Return an index for the elements where `ok` is True: a slice of all when none failed."""
     return slice(None) if ok.all() else ok
 
@@ -404,21 +403,22 @@ def _stamp_fits(chunk: Chunk, start: np.ndarray, length: np.ndarray,
     ok &= (first & _LOW_BYTE) == opening
     ok &= _block_byte(third, fourth, length) == ord("Z")
     ok &= _block_byte(third, fourth, length + 1) == closing
-    for word, (_, digits, literals) in zip(time_words, _TIME_WORDS):
+    for word, (digits, literals) in zip(time_words, _TIME_WORDS):
         ok &= _word_fits(word, digits, literals)
-    ok &= (third >> np.uint64(8 * (_SECOND_TENS - 16))) & _LOW_BYTE <= ord("5")
+    ok &= _block_byte(third, fourth, _SECOND_TENS) <= ord("5")
 
     # `.` and one to nine digits, checked as all digits with the places past them masked.
     fraction_digits = np.clip(length - 21, 0, _MAX_FRACTION)
-    ok &= (fraction_digits == 0) | ((third >> np.uint64(8 * (_FRACTION_DOT - 16))) & _LOW_BYTE == ord("."))
-    fraction = (third >> np.uint64(8 * (_FRACTION_DOT + 1 - 16))) | (fourth << np.uint64(8 * (24 - _FRACTION_DOT - 1)))
+    ok &= (fraction_digits == 0) | (_block_byte(third, fourth, _FRACTION_DOT) == ord("."))
+    # The first eight digits are bytes 21 to 28: the top three of the third word, the rest from the fourth.
+    fraction = (third >> np.uint64(40)) | (fourth << np.uint64(24))
     ok &= _word_fits(fraction, _byte_mask(np.minimum(fraction_digits, 8)), _NO_BYTES)
-    ninth = (fourth >> np.uint64(8 * (_FRACTION_DOT + 9 - 24))) & _LOW_BYTE
+    ninth = _block_byte(third, fourth, _FRACTION_DOT + 9)
     ok &= (fraction_digits < 9) | (ninth - np.uint64(ord("0")) <= 9)
     return ok, (time_words[0], time_words[1])
 
 
-def _block_byte(third: np.ndarray, fourth: np.ndarray, place: np.ndarray) -> np.ndarray:
+def _block_byte(third: np.ndarray, fourth: np.ndarray, place: np.ndarray | int) -> np.ndarray:
     """Return byte `place` (16 to 31, clipped) of each line's block, from its last two words."""
     place = np.clip(place, 16, 31)
     shift = ((place & 7) * 8).astype(np.uint64)
@@ -543,8 +543,8 @@ def json_lines(chunk: Chunk, excluded: np.ndarray) -> tuple[np.ndarray, LineFiel
                                      value_end[time_row] - value_start[time_row] - 2, b'""')
     fits &= stamp_fits
     rows = candidates[selected[fits]]
-    kept = _kept(fits)
-    value_start, value_end = value_start[:, kept], value_end[:, kept]
+    selection = _selection(fits)
+    value_start, value_end = value_start[:, selection], value_end[:, selection]
 
     def value(name: str) -> tuple[np.ndarray, np.ndarray]:
         row = _READ_KEYS.index(name)
@@ -552,7 +552,7 @@ def json_lines(chunk: Chunk, excluded: np.ndarray) -> tuple[np.ndarray, LineFiel
 
     fields = LineFields(
         start=value("start_time")[0],
-        minute=(minute[0][kept], minute[1][kept]),
+        minute=(minute[0][selection], minute[1][selection]),
         outcome=(value("response_code")[0], value("response_flags")[1]),
         path=value("path"),
         authority=value("authority"),
@@ -566,7 +566,7 @@ def json_lines(chunk: Chunk, excluded: np.ndarray) -> tuple[np.ndarray, LineFiel
 
 def _no_fields() -> LineFields:
     empty = np.zeros(0, np.int64)
-    return LineFields(empty, *((empty, empty) for _ in LineFields._RANGES))
+    return LineFields(empty, *((empty, empty) for _ in LineFields._PAIRS))
 
 
 def _scalar_fits(chunk: Chunk, start: np.ndarray, end: np.ndarray) -> np.ndarray:
