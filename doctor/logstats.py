@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import copy
 import ctypes
-import gc
 import gzip
 import heapq
 import logging
@@ -440,11 +439,6 @@ def analyze_files(paths: Sequence[Path], since: timedelta | None = None,
         processes = False
     if processes:
         scanned = copy.deepcopy(summary)  # still without counts: what a retry starts from
-        # Python's gc documentation advises freezing the objects made so far before
-        # forking: collections then skip them, so the workers do not copy their pages
-        # and the collection at exit does not walk them again. The modules alone
-        # (numpy, pyarrow) made that exit collection take about 25 ms.
-        gc.freeze()
         try:
             with ProcessPoolExecutor(_WORKERS, mp_context=multiprocessing.get_context("fork"),
                                      initializer=_keep_freed_memory) as pool:
