@@ -61,7 +61,7 @@ def test_checks_accept_subset_of_patterns(line):
 
 
 @pytest.mark.parametrize("line", [TEXT_LINE, JSON_LINE], ids=["text", "json"])
-def test_checks_accept_no_one_byte_edit_the_patterns_refuse(line):
+def test_one_byte_edits_stay_within_patterns(line):
     """Every deletion of one byte, and every insertion of a space, quote, backslash or letter."""
     variants = [line[:place] + line[place + 1:] for place in range(len(line))]
     variants += [line[:place] + character + line[place:]
@@ -71,8 +71,8 @@ def test_checks_accept_no_one_byte_edit_the_patterns_refuse(line):
     json_rows, _ = logbytes.json_lines(chunk, np.zeros(len(chunk), bool))
     for rows, pattern in ((text_rows, logscan.TEXT_PATTERN), (json_rows, logscan.JSON_PATTERN)):
         accepted = pa.array([variants[row] for row in rows.tolist()], pa.string())
-        refused = pc.invert(pc.match_substring_regex(accepted, pattern)).to_numpy(zero_copy_only=False)
-        assert not refused.any(), [variants[row] for row in rows[refused].tolist()][:3]
+        rejected = pc.invert(pc.match_substring_regex(accepted, pattern)).to_numpy(zero_copy_only=False)
+        assert not rejected.any(), [variants[row] for row in rows[rejected].tolist()][:3]
     assert len(text_rows) + len(json_rows) > 0
 
 

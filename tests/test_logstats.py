@@ -369,10 +369,12 @@ def test_cli_since_rejects_standard_input():
 def test_reading_buffer_is_reused_unless_still_viewed():
     first = logstats._reading_buffer(64)
     first[:] = b"a" * 64
-    assert logstats._reading_buffer(32) is first and len(first) == 32
+    assert logstats._reading_buffer(32) is first
+    assert len(first) == 32
 
-    view = memoryview(first)  # a live export, as an array of the previous piece would hold
+    view = memoryview(first)  # a live export, like a numpy array of the previous piece
     second = logstats._reading_buffer(80)
-    assert second is not first and len(second) == 80
+    assert second is not first
+    assert len(second) == 80
     assert bytes(view) == b"a" * 32
     view.release()
