@@ -21,26 +21,20 @@ from doctor.session import COULD_NOT_RUN, FAILED, PASSED, current_kube_context
 from doctor.tui.app import SessionOptions, build_app
 from doctor.tui.screens.confirm import ConfirmChange
 from doctor.tui.screens.session import SessionScreen
-from tui_helpers import FIXED_NOW, REPOSITORY, run_pilot, static_text, wait_for_scan
+from tui_helpers import FIXED_NOW, REPOSITORY, oom_replay_server, run_pilot, static_text, wait_for_scan
 
 if str(REPOSITORY) not in sys.path:
     sys.path.insert(0, str(REPOSITORY))
 
-from tests.replay.scenario import NAMESPACE, oom_incident  # noqa: E402
-from tests.replay.server import ReplayServer  # noqa: E402
+from tests.replay.scenario import NAMESPACE  # noqa: E402
 
 INCIDENT = Path("tests/data/recorded/oom-incident")
 
 
 @pytest.fixture
 def replay_server(tmp_path):
-    if Runner().which("kubectl") is None:
-        pytest.skip("kubectl is not installed")
-    workdir = tmp_path / "replay"
-    workdir.mkdir()
-    server = ReplayServer(oom_incident(), workdir=workdir).start()
-    yield server
-    server.stop()
+    with oom_replay_server(tmp_path) as server:
+        yield server
 
 
 async def _settle(pilot) -> None:

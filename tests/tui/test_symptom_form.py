@@ -8,43 +8,22 @@ finding journals the symptom and fills its values from the collected pods.
 
 from __future__ import annotations
 
-import sys
-
 import pytest
 
 from doctor.journal import read_journal
-from doctor.runner import Runner
-from doctor.session import current_kube_context
-from doctor.tui.app import SessionOptions, build_app
 from doctor.tui.screens.session import SessionScreen
 from doctor.tui.screens.symptom import SymptomForm
-from tui_helpers import FIXED_NOW, REPOSITORY, run_pilot
-
-if str(REPOSITORY) not in sys.path:
-    sys.path.insert(0, str(REPOSITORY))
-
-from tests.replay.scenario import NAMESPACE, oom_incident  # noqa: E402
-from tests.replay.server import ReplayServer  # noqa: E402
+from tui_helpers import oom_replay_server, run_pilot, symptom_form_app
 
 
 @pytest.fixture
 def replay_server(tmp_path):
-    if Runner().which("kubectl") is None:
-        pytest.skip("kubectl is not installed")
-    workdir = tmp_path / "replay"
-    workdir.mkdir()
-    server = ReplayServer(oom_incident(), workdir=workdir).start()
-    yield server
-    server.stop()
+    with oom_replay_server(tmp_path) as server:
+        yield server
 
 
 def _app(server, tmp_path):
-    kubeconfig = server.write_kubeconfig(tmp_path / "kubeconfig", namespace=NAMESPACE)
-    options = SessionOptions(
-        journal_root=tmp_path / "sessions", runner=Runner(kubeconfig=kubeconfig), kubeconfig=str(kubeconfig),
-        read_context=lambda: current_kube_context({"KUBECONFIG": str(kubeconfig)}),
-        symptom_form=True, new_id=lambda: "from-symptom")
-    return build_app([], read_only=False, export_dir=tmp_path, clock=lambda: FIXED_NOW, sessions=options)
+    return symptom_form_app(server, tmp_path, read_only=False, new_id=lambda: "from-symptom")
 
 
 async def _fill(pilot, field: str, text: str) -> None:

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import io
+import sys
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, Iterator
+
+import pytest
 
 from rich.console import Console
 from rich.text import Text
@@ -16,6 +20,44 @@ from textual.widgets import Input, Static
 
 FIXED_NOW = datetime(2026, 1, 15, 3, 7, 0, tzinfo=timezone.utc)
 REPOSITORY = Path(__file__).resolve().parents[2]
+
+if str(REPOSITORY) not in sys.path:
+    sys.path.insert(0, str(REPOSITORY))
+
+from doctor.runner import Runner  # noqa: E402
+from doctor.session import current_kube_context  # noqa: E402
+from doctor.tui.app import MeshDoctorApp, SessionOptions, build_app  # noqa: E402
+from tests.replay.scenario import NAMESPACE, oom_incident  # noqa: E402
+from tests.replay.server import ReplayServer  # noqa: E402
+
+
+@contextlib.contextmanager
+def oom_replay_server(tmp_path: Path, delay_s: float = 0.0) -> Iterator[ReplayServer]:
+    """Serve the recorded sidecar OOM incident on 127.0.0.1, each response `delay_s` late.
+
+    Skips the test when kubectl is missing, since the live collection runs it.
+    """
+    if Runner().which("kubectl") is None:
+        pytest.skip("kubectl is not installed")
+    workdir = tmp_path / "replay"
+    workdir.mkdir()
+    server = ReplayServer(oom_incident(), workdir=workdir, delay_s=delay_s).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def symptom_form_app(server: ReplayServer, tmp_path: Path, read_only: bool = True,
+                     **session_options: Any) -> MeshDoctorApp:
+    """Build the app that opens the symptom form and collects live from `server`."""
+    kubeconfig = server.write_kubeconfig(tmp_path / "kubeconfig", namespace=NAMESPACE)
+    options = SessionOptions(
+        journal_root=tmp_path / "sessions", runner=Runner(kubeconfig=kubeconfig), kubeconfig=str(kubeconfig),
+        read_context=lambda: current_kube_context({"KUBECONFIG": str(kubeconfig)}), symptom_form=True,
+        **session_options)
+    return build_app([], read_only=read_only, export_dir=tmp_path, clock=lambda: FIXED_NOW,
+                     sessions=options)
 
 
 def run_pilot(scenario: Callable[..., Awaitable[None]]) -> Callable[..., None]:
