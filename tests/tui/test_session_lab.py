@@ -21,9 +21,8 @@ from doctor.journal import read_journal
 from doctor.runner import Runner
 from doctor.session import APPLIED, FAILED, PASSED, KubeContext
 from doctor.tui.app import SessionOptions, build_app
-from doctor.tui.screens.confirm import ConfirmChange
 from doctor.tui.screens.session import SessionScreen
-from tui_helpers import FIXED_NOW, REPOSITORY, run_pilot, wait_for_scan
+from tui_helpers import FIXED_NOW, REPOSITORY, apply_confirmed, run_check, run_pilot, wait_for_scan
 
 LAB_PLAYBOOKS = REPOSITORY / "tests" / "data" / "sessions" / "lab-playbooks"
 
@@ -76,39 +75,24 @@ async def test_lab_session_verifies_remediation(rate_limited_lab, tmp_path):
         session = screen.session
         assert session.values["host"] == f"httpbin:{lab.service.port}"
 
-        await pilot.press("r")  # stats
-        await app.workers.wait_for_complete()
-        await pilot.pause()
-        assert session.record_of("stats").result == PASSED
-        assert "rate_limited" in session.record_of("stats").commands[0].output
+        stats = await run_check(app, pilot, session, "stats")
+        assert stats.result == PASSED
+        assert "rate_limited" in stats.commands[0].output
         await pilot.press("n")
 
-        await pilot.press("r")  # request: the bucket is empty, so 429 and curl exits 22
-        await app.workers.wait_for_complete()
-        await pilot.pause()
-        before = session.record_of("request")
+        # The bucket is empty, so the request gets 429 and curl exits 22.
+        before = await run_check(app, pilot, session, "request")
         assert before.result == FAILED
         assert before.commands[0].output.strip() == "429"
         await pilot.press("n")
 
         await pilot.press("1")  # legitimate load: Yes -> shadow
-        assert session.current.id == "shadow"
-        await pilot.press("a")
-        await app.workers.wait_for_complete()
-        await pilot.pause()
-        assert isinstance(app.screen, ConfirmChange)
-        await pilot.click("#confirm-run")
-        await app.workers.wait_for_complete()
-        await pilot.pause()
-        assert session.record_of("shadow").result == APPLIED
+        applied = await apply_confirmed(app, pilot, session, "shadow")
+        assert applied.result == APPLIED
 
         await pilot.press("n")  # to the verify step
-        assert session.current.id == "request"
         assert "verifies shadow" in session.progress()
-        await pilot.press("r")
-        await app.workers.wait_for_complete()
-        await pilot.pause()
-        after = session.record_of("request")
+        after = await run_check(app, pilot, session, "request")
         assert after.result == PASSED
         assert after.commands[0].output.strip() == "200"
         await pilot.press("n")

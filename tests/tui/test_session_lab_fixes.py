@@ -24,7 +24,7 @@ from doctor.session import APPLIED, FAILED, PASSED, KubeContext, fill
 from doctor.tui.app import SessionOptions, build_app
 from doctor.tui.screens.confirm import ConfirmChange
 from doctor.tui.screens.session import SessionScreen
-from tui_helpers import run_pilot, wait_for_scan
+from tui_helpers import apply_confirmed, run_check, run_pilot, wait_for_scan
 
 pytestmark = pytest.mark.envoy
 
@@ -72,26 +72,6 @@ async def open_session(app, pilot, cause: str):
     session = app.screen.session
     assert Path(session.playbook.source).parent == LAB_PLAYBOOKS_DIR
     return session
-
-
-async def run_check(app, pilot, session, step_id: str):
-    assert session.current.id == step_id
-    await pilot.press("r")
-    await app.workers.wait_for_complete()
-    await pilot.pause()
-    return session.record_of(step_id)
-
-
-async def apply_confirmed(app, pilot, session, step_id: str):
-    assert session.current.id == step_id
-    await pilot.press("a")
-    await app.workers.wait_for_complete()
-    await pilot.pause()
-    assert isinstance(app.screen, ConfirmChange)
-    await pilot.click("#confirm-run")
-    await app.workers.wait_for_complete()
-    await pilot.pause()
-    return session.record_of(step_id)
 
 
 def confirmation_precedes_change(folder: Path) -> bool:

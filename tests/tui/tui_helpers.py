@@ -28,6 +28,7 @@ from doctor.runner import Runner  # noqa: E402
 from doctor.session import current_kube_context  # noqa: E402
 from doctor.tui.app import MeshDoctorApp, SessionOptions, build_app  # noqa: E402
 from tests.replay.scenario import NAMESPACE, oom_incident  # noqa: E402
+from doctor.tui.screens.confirm import ConfirmChange  # noqa: E402
 from tests.replay.server import ReplayServer  # noqa: E402
 
 
@@ -96,3 +97,25 @@ def static_text(widget: Static) -> str:
     console = Console(width=200, file=io.StringIO(), record=True, color_system=None)
     console.print(content)
     return console.export_text()
+
+
+async def run_check(app: MeshDoctorApp, pilot: Pilot, session: Any, step_id: str) -> Any:
+    """Run the session's current step, which must be `step_id`, and return its record."""
+    assert session.current.id == step_id
+    await pilot.press("r")
+    await app.workers.wait_for_complete()
+    await pilot.pause()
+    return session.record_of(step_id)
+
+
+async def apply_confirmed(app: MeshDoctorApp, pilot: Pilot, session: Any, step_id: str) -> Any:
+    """Apply the current remediation `step_id`, confirm it in the dialog, and return its record."""
+    assert session.current.id == step_id
+    await pilot.press("a")
+    await app.workers.wait_for_complete()
+    await pilot.pause()
+    assert isinstance(app.screen, ConfirmChange)
+    await pilot.click("#confirm-run")
+    await app.workers.wait_for_complete()
+    await pilot.pause()
+    return session.record_of(step_id)
