@@ -286,6 +286,20 @@ def test_cli_json(tmp_path, capsys):
     assert output["malformed"]["count"] == 0
 
 
+def test_cli_json_is_indented_only_at_a_terminal(capsys, monkeypatch):
+    path = ROOT / "data" / "recorded" / "envoy-local-replies" / "access-istio-text.log"
+
+    assert main(["logs", str(path), "--format", "json"]) == ExitCode.OK
+    piped = capsys.readouterr().out
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
+    assert main(["logs", str(path), "--format", "json"]) == ExitCode.OK
+    at_terminal = capsys.readouterr().out
+
+    assert piped.count("\n") == 1
+    assert at_terminal.startswith('{\n  "window": {')
+    assert json.loads(piped) == json.loads(at_terminal)
+
+
 def test_cli_text_names_failure_kinds(capsys):
     path = ROOT / "data" / "recorded" / "envoy-local-replies" / "access-istio-text.log"
 
