@@ -18,14 +18,12 @@ import ctypes
 import gzip
 import heapq
 import logging
-import multiprocessing
 import re
 import sys
 import threading
-from collections import Counter
-from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field
+from collections import Counter, deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, BinaryIO, Iterable, Iterator, Mapping, Sequence
@@ -41,6 +39,7 @@ from doctor.logscan import (
     scan_text,
     second_of,
 )
+from doctor.logworkers import ScanWorkers, WorkerDied
 from doctor.model import ParseProblem
 from doctor.parsers import accesslog
 from doctor.parsers.accesslog import AccessLogEntry
@@ -347,6 +346,16 @@ class LogSummary:
         if room > 0:
             self.problems.extend(batch.problems[:room])
 
+    def add_counts(self, other: LogSummary) -> None:
+        """Add the counts by key and the top failing values of `other`, a worker process's totals."""
+        self.counts.update(other.counts)
+        self.failures += other.failures
+        for mine, theirs in ((self.failing_paths, other.failing_paths),
+                             (self.failing_callers, other.failing_callers),
+                             (self.failing_upstream_hosts, other.failing_upstream_hosts)):
+            mine.add_counts(theirs.counts)
+            mine.approximate |= theirs.approximate
+
     def _add_kind(self, source: str, kind_key: tuple, span: KindSpan) -> None:
         first = Occurrence(source, span.first_line, span.first_second)
         last = Occurrence(source, span.last_line, span.last_second)
@@ -421,6 +430,9 @@ def analyze_files(paths: Sequence[Path], since: timedelta | None = None,
     With `processes`, chunks of plain files are scanned in forked worker
     processes instead of threads. A forked process inherits the locks that
     other threads hold, so threads are used anyway while other threads run.
+    The workers keep their counts by key and top failing values until the
+    end, where each worker's are trimmed on their own: past TRACKED_VALUES
+    distinct values the approximate top values can differ from a scan on threads.
     """
     summary = LogSummary()
     if since is not None:
@@ -440,12 +452,14 @@ def analyze_files(paths: Sequence[Path], since: timedelta | None = None,
     if processes:
         scanned = copy.deepcopy(summary)  # still without counts: what a retry starts from
         try:
-            with ProcessPoolExecutor(_WORKERS, mp_context=multiprocessing.get_context("fork"),
-                                     initializer=_keep_freed_memory) as pool:
+            with ScanWorkers(_WORKERS, _scan_piece_in_worker, LogSummary, _add_kept,
+                             initializer=_keep_freed_memory) as workers:
                 for path in paths:
-                    _analyze_file(Path(path), window, scanned, pool)
+                    _analyze_file(Path(path), window, scanned, workers)
+                for totals in workers.finish():
+                    scanned.add_counts(totals)
             return scanned
-        except BrokenProcessPool as error:
+        except WorkerDied as error:
             # A worker died (killed for memory, say): nothing of that scan is kept.
             logger.warning("a log-scanning worker process died (%s); scanning again on threads", error)
             summary.notes.append("a worker process died during the scan, so the files were read "
@@ -478,7 +492,7 @@ def _format_delta(delta: timedelta) -> str:
 
 
 def _analyze_file(path: Path, window: tuple[str | None, str | None], summary: LogSummary,
-                  pool: ProcessPoolExecutor | None) -> None:
+                  workers: ScanWorkers | None) -> None:
     if str(path) == STDIN:
         _analyze_stdin(window, summary)
         return
@@ -511,9 +525,9 @@ def _analyze_file(path: Path, window: tuple[str | None, str | None], summary: Lo
         handle: BinaryIO = gzip.GzipFile(fileobj=counted) if compressed else counted
         counted.seek(start_offset)
         source = str(path) if start_offset == 0 else f"{path} (from byte {start_offset})"
-        if pool is not None and not compressed:
+        if workers is not None and not compressed:
             pieces = _file_pieces(path, counted, end_offset if end_offset is not None else size)
-            _read_stream(pieces, source, window, report, summary, pool)
+            _read_stream(pieces, source, window, report, summary, workers)
         else:
             _read_stream(_stream_pieces(handle, end_offset), source, window, report, summary, None)
         report.bytes_read = counted.bytes_read
@@ -537,9 +551,9 @@ def _analyze_stdin(window: tuple[str | None, str | None], summary: LogSummary) -
 
 def _read_stream(pieces: Iterator[_Piece], source: str, window: tuple[str | None, str | None],
                  report: FileReport, summary: LogSummary,
-                 pool: ProcessPoolExecutor | None) -> None:
+                 workers: ScanWorkers | None) -> None:
     try:
-        _scan_stream(pieces, source, window, report, summary, pool)
+        _scan_stream(pieces, source, window, report, summary, workers)
     except _BinaryFile:
         report.method = "skipped"
         report.note = "binary file (NUL bytes in its first 8 KiB), not an access log"
@@ -720,7 +734,7 @@ def _next_newline(handle: _CountingReader, begin: int, end: int) -> int | None:
 
 def _scan_stream(pieces: Iterator[_Piece], source: str, window: tuple[str | None, str | None],
                  report: FileReport, summary: LogSummary,
-                 pool: ProcessPoolExecutor | None) -> None:
+                 workers: ScanWorkers | None) -> None:
     """Scan pieces on worker threads or processes and add them in file order.
 
     numpy and Arrow release the GIL in their loops, so two threads scan two
@@ -729,9 +743,9 @@ def _scan_stream(pieces: Iterator[_Piece], source: str, window: tuple[str | None
     when the piece is added, because only then is the number of lines before
     it known.
     """
-    executor = pool if pool is not None else ThreadPoolExecutor(_WORKERS)
+    scanners = workers if workers is not None else _ScanThreads()
+    queue: deque[tuple[_Piece, Any]] = deque()
     try:
-        queue: list[tuple[_Piece, Future]] = []
         lines_before = 0
         first_piece = True
         carry = ""
@@ -745,20 +759,21 @@ def _scan_stream(pieces: Iterator[_Piece], source: str, window: tuple[str | None
                 if first_piece and b"\x00" in piece.read(_BINARY_SNIFF_BYTES):
                     raise _BinaryFile()
                 first_piece = False
-                queue.append((piece, executor.submit(_scan_piece, source, piece, window)))
+                queue.append((piece, scanners.submit(source, piece, window)))
             if not queue:
                 break
 
-            piece, future = queue.pop(0)
+            piece, handle = queue.popleft()
             if carry:
                 # The previous piece left lines of an open JSON object: rescan this
                 # piece with them in front.
-                future.cancel()
+                scanners.discard(handle)
                 text = carry + "\n" + _decode(piece.read())
                 batch, consumed = scan_text(source, 1, text, piece.final, window)
                 total = batch.line_count
             else:
-                batch, consumed, total, text = future.result()
+                batch, consumed, total, text = scanners.result(handle)
+                scanners.keep(handle)
             carry = ""
             if consumed < total:
                 if text is None:
@@ -771,9 +786,35 @@ def _scan_stream(pieces: Iterator[_Piece], source: str, window: tuple[str | None
             batch, consumed = scan_text(source, 1, carry, True, window)
             _renumber_batch(batch, lines_before)
             _add(batch, consumed, source, report, summary)
+    except Exception:
+        while queue:  # the scan stops here: settle the pieces still in the workers
+            scanners.discard(queue.popleft()[1])
+        raise
     finally:
-        if pool is None:
-            executor.shutdown(cancel_futures=True)
+        if workers is None:
+            scanners.close()
+
+
+class _ScanThreads:
+    """Threads that scan pieces, used like ScanWorkers: each result contains its piece's whole batch."""
+
+    def __init__(self) -> None:
+        self._executor = ThreadPoolExecutor(_WORKERS)
+
+    def submit(self, *arguments: Any) -> Future:
+        return self._executor.submit(_scan_piece, *arguments)
+
+    def result(self, future: Future) -> tuple:
+        return future.result()
+
+    def keep(self, future: Future) -> None:
+        """Do nothing: the result's batch has the piece's counts, and the caller adds it."""
+
+    def discard(self, future: Future) -> None:
+        future.cancel()
+
+    def close(self) -> None:
+        self._executor.shutdown(cancel_futures=True)
 
 
 def _scan_piece(source: str, piece: _Piece, window: tuple[str | None, str | None]):
@@ -789,6 +830,23 @@ def _scan_piece(source: str, piece: _Piece, window: tuple[str | None, str | None
     batch, consumed = scan_bytes(source, 1, data, piece.final, window, padded=True)
     total = batch.line_count
     return batch, consumed, total, (_decode(bytes(lines)) if consumed < total else None)
+
+
+def _scan_piece_in_worker(source: str, piece: _Piece, window: tuple[str | None, str | None]):
+    """Scan one piece in a worker process; return the reply without the counts, and the counts.
+
+    The reply contains what the main process renumbers: line counts, failure
+    kinds and problems. The counts stay in the worker until the piece is kept.
+    """
+    batch, consumed, total, text = _scan_piece(source, piece, window)
+    counts = Batch(counts=batch.counts, paths=batch.paths, callers=batch.callers,
+                   upstream_hosts=batch.upstream_hosts)
+    reply = replace(batch, counts={}, paths=Counter(), callers=Counter(), upstream_hosts=Counter())
+    return (reply, consumed, total, text), counts
+
+
+def _add_kept(totals: LogSummary, counts: Batch) -> None:
+    totals.add_batch("", counts)  # a batch of counts only: it has no failure kind to name a source
 
 
 def _renumber_batch(batch: Batch, lines_before: int) -> None:

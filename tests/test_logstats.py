@@ -174,17 +174,20 @@ def test_gzip_reads_like_plain(tmp_path):
     assert unpacked.entries == plain.entries > 0
 
 
-def test_pretty_json_across_chunks(tmp_path, monkeypatch):
+@pytest.mark.parametrize("processes", [False, True], ids=["threads", "processes"])
+def test_pretty_json_across_chunks(tmp_path, monkeypatch, processes):
     text = "".join(path.read_text(encoding="utf-8") for path in CORPUS)
     path = tmp_path / "pretty.log"
     path.write_text(text, encoding="utf-8")
     monkeypatch.setattr(logstats, "CHUNK_BYTES", 700)
 
-    summary = logstats.analyze_files([path])
+    summary = logstats.analyze_files([path], processes=processes)
     reference = reference_batch(str(path), text)
 
     assert summary.entries == reference.entries
     assert summary.counts == Counter(reference.counts)
+    assert summary.failures == sum(kind.count for kind in summary.kinds.values())
+    assert summary.failing_paths.counts == reference.paths
     assert summary.malformed == len(reference.problems)
 
 
