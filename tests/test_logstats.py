@@ -275,6 +275,13 @@ def test_bounded_top_values():
     assert top.approximate
 
 
+@given(st.dictionaries(st.text(max_size=3), st.integers(1, 4), max_size=30), st.integers(0, 12))
+def test_top_values_rank_like_all_values(counts, count):
+    top = logstats.TopValues(counts=Counter(counts))
+
+    assert top.top(count) == logstats._ranked(counts)[:count]
+
+
 def test_cli_json(tmp_path, capsys):
     path = ROOT / "data" / "recorded" / "envoy-local-replies" / "access-istio-text.log"
 
