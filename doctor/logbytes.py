@@ -198,14 +198,14 @@ class Chunk:
         """Return the 8 bytes at each offset as a little-endian integer (unaligned reads)."""
         return np.ndarray((len(self.data) - 8,), "<u8", self.data, 0, (1,))[offsets]
 
-    def blocks(self, offsets: np.ndarray) -> np.ndarray:
-        """Return the 32 bytes at each offset as four little-endian 8-byte integers (last axis)."""
-        view = np.ndarray((len(self.data) - _BLOCK,), f"V{_BLOCK}", self.data, 0, (1,))
-        return view[offsets].view("<u8").reshape(*np.shape(offsets), _BLOCK // 8)
+    def blocks(self, offsets: np.ndarray, size: int = _BLOCK) -> np.ndarray:
+        """Return the `size` bytes at each offset as little-endian 8-byte integers (last axis).
 
-    def half_words(self, offsets: np.ndarray) -> np.ndarray:
-        """Return the 4 bytes at each offset as a little-endian integer (unaligned reads)."""
-        return np.ndarray((len(self.data) - 4,), "<u4", self.data, 0, (1,))[offsets]
+        numpy copies each unaligned item with one memmove, so a gather of 13,000
+        16-byte items took 60 µs here, about as long as one of 8-byte items.
+        """
+        view = np.ndarray((len(self.data) - size,), f"V{size}", self.data, 0, (1,))
+        return view[offsets].view("<u8").reshape(*np.shape(offsets), size // 8)
 
 
 def padding() -> bytes:
@@ -634,18 +634,19 @@ def views(chunk: Chunk, start: np.ndarray, end: np.ndarray) -> pa.Array:
     characters.
     """
     length = end - start
-    low = chunk.words(start)
-    high = chunk.half_words(start + 8)
+    words = chunk.blocks(start, 16)
+    low = words[:, 0]
+    high = words[:, 1]
     low_bits = (np.minimum(length, 8) * 8).astype(np.uint64)
     low_mask = np.where(length >= 8, _ALL_64, (np.uint64(1) << low_bits) - np.uint64(1))
     high_bits = (np.clip(length - 8, 0, 4) * 8).astype(np.uint64)
-    high_mask = ((np.uint64(1) << high_bits) - np.uint64(1)).astype(np.uint32)
+    high_mask = (np.uint64(1) << high_bits) - np.uint64(1)
 
     layout = np.empty(len(start), _VIEW)
     layout["length"] = length
     long = length > _VIEW_INLINE
     layout["low"] = np.where(long, low & np.uint64(0xFFFFFFFF), low & low_mask)
-    layout["high"] = np.where(long, start, high & high_mask)
+    layout["high"] = np.where(long, start, (high & high_mask).view(np.int64))  # no float64 from mixed signs
     return pa.Array.from_buffers(pa.string_view(), len(start),
                                  [None, pa.py_buffer(layout), pa.py_buffer(chunk.data)])
 
