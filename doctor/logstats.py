@@ -493,7 +493,8 @@ def analyze_files(paths: Sequence[Path], since: timedelta | None = None,
         try:
             with ScanWorkers(_WORKERS, _scan_piece_in_worker, LogSummary, _add_kept,
                              initializer=_keep_freed_memory) as workers:
-                for path in paths:
+                for index, path in enumerate(paths):
+                    workers.last_file = index == len(paths) - 1
                     _analyze_file(Path(path), window, scanned, workers)
                 for totals in workers.finish():
                     scanned.add_counts(totals)
@@ -821,6 +822,9 @@ def _scan_stream(pieces: Iterator[_Piece], source: str, window: tuple[str | None
             _renumber_batch(batch, lines_before)
             lines_before += consumed
             _add(batch, consumed, source, report, summary)
+            if exhausted and workers is not None and workers.last_file:
+                for totals in workers.finish(busy={worker for _, worker in queue}):
+                    summary.add_counts(totals)
         if carry:
             batch, consumed = scan_text(source, 1, carry, True, window)
             _renumber_batch(batch, lines_before)

@@ -19,7 +19,7 @@ import multiprocessing
 import pickle
 from collections import deque
 from multiprocessing.connection import Connection
-from typing import Any, Callable
+from typing import Any, Callable, Collection
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +59,9 @@ class ScanWorkers:
         self._processes: list[multiprocessing.process.BaseProcess] = []
         self._next = 0
         self._broken = False
+        self._finished: set[int] = set()
+        # True while the last file is scanned: then a worker without pieces left may finish early.
+        self.last_file = False
         for _ in range(count):
             ours, theirs = context.Pipe()
             process = context.Process(
@@ -77,6 +80,8 @@ class ScanWorkers:
 
     def submit(self, *arguments: Any) -> int:
         worker = self._next
+        if worker in self._finished:
+            raise RuntimeError(f"log-scanning worker {worker} has finished and takes no more pieces")
         self._next = (worker + 1) % len(self._connections)
         self._send(worker, (_SCAN, arguments))
         return worker
@@ -102,11 +107,18 @@ class ScanWorkers:
         if kind == _DONE:
             self.drop(worker)
 
-    def finish(self) -> list[Any]:
-        """Return the totals of every worker, which then exits."""
-        for worker in range(len(self._connections)):
+    def finish(self, busy: Collection[int] = ()) -> list[Any]:
+        """Return the totals of the workers not yet finished and not in `busy`, which then exit.
+
+        A worker finished while another still scans sends and hands over its
+        totals in the meantime, instead of after the scan.
+        """
+        idle = [worker for worker in range(len(self._connections))
+                if worker not in self._finished and worker not in busy]
+        for worker in idle:
             self._send(worker, (_FINISH,))
-        return [self._receive(worker)[1] for worker in range(len(self._connections))]
+        self._finished.update(idle)
+        return [self._receive(worker)[1] for worker in idle]
 
     def close(self, stop: bool = False) -> None:
         """Close the connections and wait for the workers to end; with `stop`, end them first."""

@@ -39,7 +39,7 @@ def workers() -> ScanWorkers:
     return ScanWorkers(2, scan_number, new_totals, add_number)
 
 
-def test_kept_pieces_reach_totals_and_dropped_do_not():
+def test_only_kept_pieces_reach_totals():
     with workers() as pool:
         handles = [(number, pool.submit(number)) for number in range(1, 7)]
         replies = []
@@ -67,7 +67,7 @@ def test_discard_settles_a_piece_without_its_counts():
     assert totals == [[], [2]]
 
 
-def test_failed_scan_raises_and_the_workers_go_on():
+def test_failed_scan_raises_workers_continue():
     with workers() as pool:
         failing = pool.submit(0)
         later = pool.submit(3)
@@ -110,3 +110,27 @@ def test_workers_end_after_finish():
         pool.finish()
 
     assert [process.exitcode for process in pool._processes] == [0, 0]
+
+
+def test_idle_worker_finishes_while_another_scans():
+    with workers() as pool:
+        first = pool.submit(1)
+        second = pool.submit(2)
+        assert pool.result(first) == 2
+        pool.keep(first)
+
+        early = pool.finish(busy={second})
+        assert pool.result(second) == 4
+        pool.keep(second)
+        late = pool.finish()
+
+    assert early == [[1]]
+    assert late == [[2]]
+
+
+def test_finished_worker_takes_no_piece():
+    with workers() as pool:
+        pool.finish(busy={1})
+        with pytest.raises(RuntimeError, match="has finished"):
+            pool.submit(5)
+        pool.finish()
