@@ -18,7 +18,7 @@ import logging
 import multiprocessing
 import pickle
 from collections import deque
-from multiprocessing.connection import Connection
+from multiprocessing.connection import Connection, wait
 from typing import Any, Callable, Collection
 
 logger = logging.getLogger(__name__)
@@ -43,7 +43,7 @@ AddFunction = Callable[[Any, Any], None]
 
 
 class ScanWorkers:
-    """Forked processes that run `scan` on the pieces submitted, in turn.
+    """Forked processes that run `scan` on the pieces submitted.
 
     `submit` returns the worker that got the piece. `result` returns the next
     result of that worker, and `keep` or `drop` settles it: kept, its counts
@@ -60,6 +60,8 @@ class ScanWorkers:
         self._next = 0
         self._broken = False
         self._finished: set[int] = set()
+        self._outstanding = [0] * count  # pieces submitted and not yet replied to, per worker
+        self._replies: list[deque] = [deque() for _ in range(count)]  # received, not yet read
         # True while the last file is scanned: then a worker without pieces left may finish early.
         self.last_file = False
         for _ in range(count):
@@ -79,11 +81,20 @@ class ScanWorkers:
         self.close(stop=exc_type is not None)
 
     def submit(self, *arguments: Any) -> int:
-        worker = self._next
-        if worker in self._finished:
-            raise RuntimeError(f"log-scanning worker {worker} has finished and takes no more pieces")
-        self._next = (worker + 1) % len(self._connections)
+        """Send a piece to the worker with the fewest pieces in hand and return that worker.
+
+        Replies are received as they come, whichever piece the caller waits for,
+        so a worker slowed down by other work on the host gets fewer pieces.
+        """
+        count = len(self._connections)
+        candidates = [(self._next + step) % count for step in range(count)]
+        candidates = [worker for worker in candidates if worker not in self._finished]
+        if not candidates:
+            raise RuntimeError("every log-scanning worker has finished and takes no more pieces")
+        worker = min(candidates, key=lambda candidate: self._outstanding[candidate])
+        self._next = (worker + 1) % count
         self._send(worker, (_SCAN, arguments))
+        self._outstanding[worker] += 1
         return worker
 
     def result(self, worker: int) -> Any:
@@ -137,11 +148,22 @@ class ScanWorkers:
             self._died(worker, error)
 
     def _receive(self, worker: int) -> tuple[str, Any]:
+        """Return the next message of `worker`, keeping the other workers' messages that arrive first."""
         self._check()
-        try:
-            return self._connections[worker].recv()
-        except (EOFError, OSError) as error:
-            self._died(worker, error)
+        replies = self._replies[worker]
+        while not replies:
+            waiting = {self._connections[other]: other for other in range(len(self._connections))
+                       if other == worker or self._outstanding[other]}
+            for connection in wait(list(waiting)):
+                sender = waiting[connection]
+                try:
+                    message = connection.recv()
+                except (EOFError, OSError) as error:
+                    self._died(sender, error)
+                if message[0] in (_DONE, _FAILED):
+                    self._outstanding[sender] -= 1
+                self._replies[sender].append(message)
+        return replies.popleft()
 
     def _check(self) -> None:
         if self._broken:

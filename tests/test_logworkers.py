@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 
 import pytest
 
 from doctor.logworkers import ScanWorkers, WorkerDied
+
+
+SLOW = 100  # the piece that takes 0.3 s to scan
 
 
 class Unpicklable(Exception):
@@ -24,6 +28,8 @@ def scan_number(number: int) -> tuple[int, int]:
         raise Unpicklable()
     if number == -9:
         os.kill(os.getpid(), signal.SIGKILL)
+    if number == SLOW:
+        time.sleep(0.3)
     return number * 2, number
 
 
@@ -131,6 +137,27 @@ def test_idle_worker_finishes_while_another_scans():
 def test_finished_worker_takes_no_piece():
     with workers() as pool:
         pool.finish(busy={1})
-        with pytest.raises(RuntimeError, match="has finished"):
-            pool.submit(5)
+        assert pool.submit(5) == 1
+        assert pool.result(1) == 10
+        pool.keep(1)
         pool.finish()
+        with pytest.raises(RuntimeError, match="every log-scanning worker has finished"):
+            pool.submit(6)
+
+
+def test_piece_goes_to_worker_with_fewest_in_hand():
+    with workers() as pool:
+        slow = pool.submit(SLOW)
+        fast = pool.submit(1)
+        assert (slow, fast) == (0, 1)
+        assert pool.result(fast) == 2
+        pool.keep(fast)
+
+        assert pool.submit(2) == 1  # worker 0 still scans the slow piece
+        assert pool.result(slow) == 2 * SLOW
+        pool.keep(slow)
+        assert pool.result(1) == 4
+        pool.keep(1)
+        totals = pool.finish()
+
+    assert totals == [[SLOW], [1, 2]]
