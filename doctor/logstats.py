@@ -25,15 +25,17 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from types import ModuleType
 from typing import Any, BinaryIO, Iterable, Iterator, Mapping, Sequence
 
-from doctor.logrows import (
+from doctor import logbytes
+from doctor.logscan import (
     KEY_FIELDS,
     Batch,
     KindSpan,
     is_failure,
     row_from_entry,
+    scan_bytes,
+    scan_text,
     second_of,
 )
 from doctor.logworkers import ScanWorkers, WorkerDied
@@ -669,12 +671,13 @@ class _Piece:
             handle.seek(self.begin)
             return handle.read(size)
 
-    def read_padded(self, tail: bytes) -> bytearray:
-        """Return the bytes followed by `tail`, read without a further copy.
+    def read_padded(self) -> bytearray:
+        """Return the bytes followed by `logbytes.padding()`, read without a further copy.
 
         The bytes land in a buffer this thread reuses from piece to piece, so
         the returned bytearray is valid until the thread reads its next piece.
         """
+        tail = logbytes.padding()
         size = len(self.data) if self.data is not None else self.end - self.begin
         buffer = _reading_buffer(size + len(tail))
         if self.data is not None:
@@ -806,7 +809,7 @@ def _scan_stream(pieces: Iterator[_Piece], source: str, window: tuple[str | None
                 # piece with them in front.
                 scanners.discard(handle)
                 text = carry + "\n" + _decode(piece.read())
-                batch, consumed = _scanning().scan_text(source, 1, text, piece.final, window)
+                batch, consumed = scan_text(source, 1, text, piece.final, window)
                 total = batch.line_count
             else:
                 batch, consumed, total, text = scanners.result(handle)
@@ -823,7 +826,7 @@ def _scan_stream(pieces: Iterator[_Piece], source: str, window: tuple[str | None
                 for totals in workers.finish(busy={worker for _, worker in queue}):
                     summary.add_counts(totals)
         if carry:
-            batch, consumed = _scanning().scan_text(source, 1, carry, True, window)
+            batch, consumed = scan_text(source, 1, carry, True, window)
             _renumber_batch(batch, lines_before)
             _add(batch, consumed, source, report, summary)
     except Exception:
@@ -857,30 +860,17 @@ class _ScanThreads:
         self._executor.shutdown(cancel_futures=True)
 
 
-def _scanning() -> ModuleType:
-    """Return `doctor.logscan`, imported on first use.
-
-    It imports numpy and pyarrow, about 0.1 s. The main process of a forked
-    scan never needs them, and its exit took about 10 ms longer with them.
-    """
-    from doctor import logscan as module
-
-    return module
-
-
 def _scan_piece(source: str, piece: _Piece, window: tuple[str | None, str | None]):
     """Scan one piece; return its batch, the lines consumed and in all, and its text when needed."""
-    scanning = _scanning()
-    padding = scanning.logbytes.padding()
-    data = piece.read_padded(padding)
-    lines = memoryview(data)[:len(data) - len(padding)]
+    data = piece.read_padded()
+    lines = memoryview(data)[:len(data) - len(logbytes.padding())]
     if not data.isascii():
         try:
             str(lines, "utf-8")
         except UnicodeDecodeError:
-            data = bytearray(_decode(bytes(lines)).encode("utf-8") + padding)
-            lines = memoryview(data)[:len(data) - len(padding)]
-    batch, consumed = scanning.scan_bytes(source, 1, data, piece.final, window, padded=True)
+            data = bytearray(_decode(bytes(lines)).encode("utf-8") + logbytes.padding())
+            lines = memoryview(data)[:len(data) - len(logbytes.padding())]
+    batch, consumed = scan_bytes(source, 1, data, piece.final, window, padded=True)
     total = batch.line_count
     return batch, consumed, total, (_decode(bytes(lines)) if consumed < total else None)
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import gc
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -63,12 +62,14 @@ def run(options: argparse.Namespace) -> int:
 
     # The system allocator hands the memory of scanned chunks back sooner than
     # Arrow's default jemalloc pool: peak RSS on a 1 GB log went from about
-    # 280 MB to 210-230 MB in runs of benchmarks/bench_logs.py. pyarrow reads
-    # the variable when the scan imports it, in the workers or in this process.
-    os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
+    # 280 MB to 210-230 MB in runs of benchmarks/bench_logs.py.
+    import pyarrow
+
+    pyarrow.set_memory_pool(pyarrow.system_memory_pool())
     # Python's gc documentation advises gc.freeze() before fork(): later collections
-    # skip the frozen objects, so the workers do not copy their pages. This process
-    # ends after one summary, so nothing frozen is garbage held too long.
+    # skip the frozen objects, so the workers do not copy their pages, and neither
+    # does the collection at exit, which took about 25 ms after numpy and pyarrow.
+    # This process ends after one summary, so nothing frozen is garbage held too long.
     gc.freeze()
     try:
         # This command runs no other threads, so the workers may be forked processes.
