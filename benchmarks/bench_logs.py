@@ -304,7 +304,9 @@ counts in the workers saved about 20 ms of the TEXT time. orjson wrote the
 summary in 1 ms against 14 ms for json's indented form, but importing it
 took 12 ms, so the summary goes out on one line (3 ms) unless stdout is a
 terminal. Starting pyarrow with its system allocator instead of jemalloc
-changed nothing measurable.
+changed nothing measurable. Importing numpy and pyarrow only in the workers
+made the main process's exit about 10 ms shorter, but the two workers then
+loaded them side by side and began about 10 ms later, so it was dropped.
 
 Where the TEXT time goes: starting Python and importing numpy and pyarrow
 take about 0.15 s, and the scan about 0.53 s. A worker spends about a quarter
