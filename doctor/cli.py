@@ -30,6 +30,7 @@ class ExitCode(enum.IntEnum):
     NO_CAUSE: the scan finished, but no cause is supported by the evidence read.
     RULES_INVALID: a rule or playbook file is invalid; the message names file and line.
     NO_INPUT: none of the given paths could be read.
+    INTERRUPTED: the engineer pressed Ctrl-C (128 + SIGINT, as shells report it).
     """
 
     OK = 0
@@ -39,6 +40,7 @@ class ExitCode(enum.IntEnum):
     NO_CAUSE = 4
     RULES_INVALID = 5
     NO_INPUT = 6
+    INTERRUPTED = 130
 
 
 FORMATS = ("text", "json", "md")
@@ -101,6 +103,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         # The reader of stdout went away (`| head`); that is not an error of ours.
         sys.stderr.close()
         return ExitCode.OK
+    except KeyboardInterrupt:
+        print("mesh-doctor: interrupted", file=sys.stderr)
+        return ExitCode.INTERRUPTED
 
 
 def _main(argv: Sequence[str] | None) -> int:

@@ -91,6 +91,18 @@ def test_every_format_names_top_cause(capsys, output_format):
 
 def test_every_exit_code_is_tested():
     tested = {"USAGE", "NO_INPUT", "NO_CAUSE", "RULES_INVALID", "INCOMPLETE", "OK",
-              "INTERNAL_ERROR"}
+              "INTERNAL_ERROR", "INTERRUPTED"}
 
     assert tested == {code.name for code in ExitCode}
+
+
+def test_ctrl_c_is_interrupted(capsys, monkeypatch, tmp_path):
+    from doctor.commands import logs
+
+    def interrupted(options):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(logs, "run", interrupted)
+
+    assert main(["logs", str(tmp_path / "access.log")]) == ExitCode.INTERRUPTED == 130
+    assert capsys.readouterr().err == "mesh-doctor: interrupted\n"
