@@ -239,6 +239,34 @@ def test_dead_worker_falls_back_to_threads(monkeypatch):
     assert any("worker process died" in note for note in summary.notes)
 
 
+def fail_second_piece(source, piece, window):
+    """Stand in for `_scan_piece`: the second piece of first.log fails as if the file had shrunk."""
+    if source.endswith("first.log") and 0 < piece.begin < 2 * logstats.CHUNK_BYTES:
+        raise EOFError(f"{piece.path} is shorter than expected: it changed while it was read")
+    return SCAN_PIECE(source, piece, window)
+
+
+def test_failed_worker_piece_stops_only_its_file(tmp_path, monkeypatch):
+    first, second = tmp_path / "first.log", tmp_path / "second.log"
+    _timed_log(first, 3000)
+    _timed_log(second, 2000)
+    monkeypatch.setattr(logstats, "CHUNK_BYTES", 64 * 1024)
+    monkeypatch.setattr(logstats, "_scan_piece", fail_second_piece)
+
+    summary = logstats.analyze_files([first, second], processes=True)
+    failed, read = summary.files
+    head = tmp_path / "head.log"
+    head.write_text("".join(first.read_text().splitlines(keepends=True)[:failed.lines]))
+    expected = logstats.analyze_files([head, second])
+
+    assert failed.note.startswith("reading stopped: ")
+    assert 0 < failed.lines < 3000
+    assert read.lines == read.entries == 2000
+    assert summary.counts == expected.counts
+    assert summary.failures == expected.failures
+    assert summary.entries == expected.entries
+
+
 def test_arrow_lines_honor_window():
     # A non-ASCII user agent keeps these lines out of the offset check, so RE2 and Arrow read them.
     entry = json.loads(JSON_LINE)
