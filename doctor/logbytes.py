@@ -168,6 +168,7 @@ class Chunk:
     kinds: np.ndarray  # the byte at each delimiter
     specials: np.ndarray
     delimiter_specials: np.ndarray
+    ascii: bool  # no byte above 0x7f: every such byte is a special
 
     def __len__(self) -> int:
         return len(self.starts)
@@ -252,6 +253,7 @@ def read_chunk(data: bytes | bytearray, padded: bool = False) -> Chunk:
         kinds=kinds,
         specials=specials,
         delimiter_specials=delimiter_specials,
+        ascii=bool(special_kinds.max() <= 0x7F),  # a pass over the specials, not the whole chunk
     )
 
 

@@ -269,7 +269,12 @@ def scan_bytes(source: str, first_line: int, data: bytes | bytearray, final: boo
 
     With `padded`, `data` ends with `logbytes.padding()` after its last line.
     """
-    chunk = logbytes.read_chunk(data, padded)
+    return scan_chunk(source, first_line, logbytes.read_chunk(data, padded), final, window)
+
+
+def scan_chunk(source: str, first_line: int, chunk: logbytes.Chunk, final: bool,
+               window: tuple[str | None, str | None] = (None, None)) -> tuple[Batch, int]:
+    """Scan a chunk that `logbytes.read_chunk` read from valid UTF-8 lines, like `scan_bytes`."""
     count = len(chunk)
     batch = Batch(line_count=count)
     found = _classify_chunk(chunk)

@@ -34,7 +34,7 @@ from doctor.logscan import (
     KindSpan,
     is_failure,
     row_from_entry,
-    scan_bytes,
+    scan_chunk,
     scan_text,
     second_of,
 )
@@ -864,13 +864,15 @@ def _scan_piece(source: str, piece: _Piece, window: tuple[str | None, str | None
     """Scan one piece; return its batch, the lines consumed and in all, and its text when needed."""
     data = piece.read_padded()
     lines = memoryview(data)[:len(data) - len(logbytes.padding())]
-    if not data.isascii():
+    chunk = logbytes.read_chunk(data, padded=True)
+    if not chunk.ascii:
         try:
             str(lines, "utf-8")
         except UnicodeDecodeError:
             data = bytearray(_decode(bytes(lines)).encode("utf-8") + logbytes.padding())
             lines = memoryview(data)[:len(data) - len(logbytes.padding())]
-    batch, consumed = scan_bytes(source, 1, data, piece.final, window, padded=True)
+            chunk = logbytes.read_chunk(data, padded=True)
+    batch, consumed = scan_chunk(source, 1, chunk, piece.final, window)
     total = batch.line_count
     return batch, consumed, total, (_decode(bytes(lines)) if consumed < total else None)
 

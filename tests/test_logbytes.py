@@ -239,6 +239,27 @@ def test_dead_worker_falls_back_to_threads(monkeypatch):
     assert any("worker process died" in note for note in summary.notes)
 
 
+@given(st.binary(max_size=200))
+def test_chunk_knows_when_it_is_ascii(data):
+    assert logbytes.read_chunk(data).ascii == data.isascii()
+
+
+@pytest.mark.parametrize("processes", [False, True], ids=["threads", "processes"])
+def test_undecodable_bytes_are_replaced(tmp_path, processes):
+    broken = TEXT_LINE.replace('"curl', '"cu\udcffrl', 1).encode("utf-8", "surrogateescape")
+    accented = TEXT_LINE.replace('"curl', '"cürl', 1).encode("utf-8")
+    data = b"\n".join([TEXT_LINE.encode(), broken, accented, TEXT_LINE.encode()]) + b"\n"
+    path = tmp_path / "access.log"
+    path.write_bytes(data)
+
+    summary = logstats.analyze_files([path], processes=processes)
+    reference = reference_batch(str(path), data.decode("utf-8", errors="replace"))
+
+    assert b"\xff" in data
+    assert summary.entries == reference.entries == 4
+    assert summary.counts == Counter(reference.counts)
+
+
 def fail_second_piece(source, piece, window):
     """Stand in for `_scan_piece`: the second piece of first.log fails as if the file had shrunk."""
     if source.endswith("first.log") and 0 < piece.begin < 2 * logstats.CHUNK_BYTES:
