@@ -185,6 +185,12 @@ class Chunk:
         flags = self.touching
         return np.ndarray((len(flags) - 7,), "<u8", flags, 0, (1,))[offsets]
 
+    def touching_pairs(self, offsets: np.ndarray) -> np.ndarray:
+        """Return 16 flags of `touching` from each offset on, as two little-endian integers (last axis)."""
+        flags = self.touching
+        view = np.ndarray((len(flags) - 15,), "V16", flags, 0, (1,))
+        return view[offsets].view("<u8").reshape(len(offsets), 2)
+
     @cached_property
     def spaces(self) -> np.ndarray:
         """Return the offsets of the spaces."""
@@ -341,8 +347,9 @@ def text_lines(chunk: Chunk) -> tuple[np.ndarray, LineFields]:
     # touch. A quote sits right next to its space exactly where the two touch.
     touching = chunk.touching_words
     first_space = quote_special[0] - 1
-    ok = _flags_fit(touching(first_space), _HEAD_TOUCHING[0])
-    ok &= _flags_fit(touching(first_space + 8), _HEAD_TOUCHING[1])
+    head = chunk.touching_pairs(first_space)  # one gather for the 16 flags of the head
+    ok = _flags_fit(head[:, 0], _HEAD_TOUCHING[0])
+    ok &= _flags_fit(head[:, 1], _HEAD_TOUCHING[1])
     ok &= _flags_fit(touching(quote_special[3]), _SIZE_TOUCHING)
     ok &= _flags_fit(touching(quote_special[13]), _TAIL_TOUCHING)
     for closing in _SEPARATED_QUOTES:
