@@ -22,9 +22,8 @@ from doctor.playbooks import load_playbooks
 from doctor.runner import MutatingCommandError, Runner, is_mutating
 from doctor.session import APPLIED, FAILED, PASSED, KubeContext, fill
 from doctor.tui.app import SessionOptions, build_app
-from doctor.tui.screens.confirm import ConfirmChange
 from doctor.tui.screens.session import SessionScreen
-from tui_helpers import apply_confirmed, run_check, run_pilot, wait_for_scan
+from tui_helpers import answer_apply_dialog, apply_confirmed, run_check, run_pilot, wait_for_scan
 
 pytestmark = pytest.mark.envoy
 
@@ -178,14 +177,8 @@ async def test_cancelled_dialog_leaves_the_lab_unchanged(lab_state, tmp_path):
         await pilot.press("n")
         await run_check(app, pilot, session, "request")
         await pilot.press("n")
-        await pilot.press("a")
-        await app.workers.wait_for_complete()
-        await pilot.pause()
-        assert isinstance(app.screen, ConfirmChange)
-        await pilot.click("#confirm-cancel")
-        await app.workers.wait_for_complete()
-        await pilot.pause()
-        assert session.record_of("restart") is None or session.record_of("restart").result != APPLIED
+        record = await answer_apply_dialog(app, pilot, session, "restart", "#confirm-cancel")
+        assert record is None or record.result != APPLIED
 
     reply = control.request(lab_state, {"op": "probe", "probe": "request"})
     assert reply["passed"] is False

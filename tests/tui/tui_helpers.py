@@ -110,12 +110,18 @@ async def run_check(app: MeshDoctorApp, pilot: Pilot, session: Any, step_id: str
 
 async def apply_confirmed(app: MeshDoctorApp, pilot: Pilot, session: Any, step_id: str) -> Any:
     """Apply the current remediation `step_id`, confirm it in the dialog, and return its record."""
+    return await answer_apply_dialog(app, pilot, session, step_id, "#confirm-run")
+
+
+async def answer_apply_dialog(app: MeshDoctorApp, pilot: Pilot, session: Any, step_id: str,
+                              button: str) -> Any:
+    """Apply the current remediation `step_id`, click `button` in the dialog, and return its record."""
     assert session.current.id == step_id
     await pilot.press("a")
     await app.workers.wait_for_complete()
     await pilot.pause()
     assert isinstance(app.screen, ConfirmChange)
-    await pilot.click("#confirm-run")
+    await pilot.click(button)
     await app.workers.wait_for_complete()
     await pilot.pause()
     return session.record_of(step_id)
