@@ -223,10 +223,6 @@ class LogSummary:
             result[key[position]] += count
         return result
 
-    def dimension_tables(self) -> tuple[dict[str, dict], dict[str, dict[str, dict]]]:
-        """Return, for every one of KEY_FIELDS but "minute", the counts by value, overall and per minute."""
-        return _dimension_tables(self._minute_tables())
-
     def minutes(self) -> list[str]:
         """Return every minute from the first to the last entry, gaps included.
 
