@@ -500,8 +500,7 @@ def analyze_files(paths: Sequence[Path], since: timedelta | None = None,
             with ScanWorkers(_WORKERS, _scan_piece_in_worker, LogSummary, _add_kept,
                              initializer=_keep_freed_memory) as workers:
                 for index, path in enumerate(paths):
-                    workers.last_file = index == len(paths) - 1
-                    _analyze_file(Path(path), window, scanned, workers)
+                    _analyze_file(Path(path), window, scanned, workers, last_file=index == len(paths) - 1)
                 for totals in workers.finish():
                     scanned.add_counts(totals)
             return scanned
@@ -538,7 +537,7 @@ def _format_delta(delta: timedelta) -> str:
 
 
 def _analyze_file(path: Path, window: tuple[str | None, str | None], summary: LogSummary,
-                  workers: ScanWorkers | None) -> None:
+                  workers: ScanWorkers | None, last_file: bool = False) -> None:
     if str(path) == STDIN:
         _analyze_stdin(window, summary)
         return
@@ -573,7 +572,7 @@ def _analyze_file(path: Path, window: tuple[str | None, str | None], summary: Lo
         source = str(path) if start_offset == 0 else f"{path} (from byte {start_offset})"
         if workers is not None and not compressed:
             pieces = _file_pieces(path, counted, end_offset if end_offset is not None else size)
-            _read_stream(pieces, source, window, report, summary, workers)
+            _read_stream(pieces, source, window, report, summary, workers, last_file)
         else:
             _read_stream(_stream_pieces(handle, end_offset), source, window, report, summary, None)
         report.bytes_read = counted.bytes_read
@@ -597,9 +596,9 @@ def _analyze_stdin(window: tuple[str | None, str | None], summary: LogSummary) -
 
 def _read_stream(pieces: Iterator[_Piece], source: str, window: tuple[str | None, str | None],
                  report: FileReport, summary: LogSummary,
-                 workers: ScanWorkers | None) -> None:
+                 workers: ScanWorkers | None, last_file: bool = False) -> None:
     try:
-        _scan_stream(pieces, source, window, report, summary, workers)
+        _scan_stream(pieces, source, window, report, summary, workers, last_file)
     except _BinaryFile:
         report.method = "skipped"
         report.note = "binary file (NUL bytes in its first 8 KiB), not an access log"
@@ -780,14 +779,15 @@ def _next_newline(handle: _CountingReader, begin: int, end: int) -> int | None:
 
 def _scan_stream(pieces: Iterator[_Piece], source: str, window: tuple[str | None, str | None],
                  report: FileReport, summary: LogSummary,
-                 workers: ScanWorkers | None) -> None:
+                 workers: ScanWorkers | None, last_file: bool = False) -> None:
     """Scan pieces on worker threads or processes and add them in file order.
 
     numpy and Arrow release the GIL in their loops, so two threads scan two
     pieces at once. Forked processes do not share a GIL at all. Workers number
     lines from 1 within their piece. The lines are renumbered
     when the piece is added, because only then is the number of lines before
-    it known.
+    it known. In the `last_file`, a worker process without pieces left
+    finishes and hands over its counts while the others still scan.
     """
     scanners = workers if workers is not None else _ScanThreads()
     queue: deque[tuple[_Piece, Any]] = deque()
@@ -828,7 +828,7 @@ def _scan_stream(pieces: Iterator[_Piece], source: str, window: tuple[str | None
             _renumber_batch(batch, lines_before)
             lines_before += consumed
             _add(batch, consumed, source, report, summary)
-            if exhausted and workers is not None and workers.last_file:
+            if exhausted and workers is not None and last_file:
                 for totals in workers.finish(busy={worker for _, worker in queue}):
                     summary.add_counts(totals)
         if carry:

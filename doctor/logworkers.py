@@ -62,8 +62,6 @@ class ScanWorkers:
         self._finished: set[int] = set()
         self._outstanding = [0] * count  # pieces submitted and not yet replied to, per worker
         self._replies: list[deque] = [deque() for _ in range(count)]  # received, not yet read
-        # True while the last file is scanned: then a worker without pieces left may finish early.
-        self.last_file = False
         for _ in range(count):
             ours, theirs = context.Pipe()
             process = context.Process(
