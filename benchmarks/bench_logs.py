@@ -313,10 +313,10 @@ take about 0.15 s, and the scan about 0.53 s. A worker spends about a quarter
 of its CPU time in numpy's fancy-index gathers and an eighth in its nonzero
 search. After the scan, merging the two workers' counts, building the summary
 and exiting take about 35 ms. mesh-doctor uses about 1.2 s of CPU against
-mawk's 0.7 s, so its time depends on both CPUs being free. On the VM these
-figures come from, the best of five runs of mesh-doctor moved between 0.72 s
-and 0.77 s from one run of this script to the next as the host's load
-changed, while mawk's stayed at 0.72 s.
+mawk's 0.7 s, so its time depends on both CPUs being free. The VM these
+figures come from shares its host. From one run of this script to the next,
+mesh-doctor's best of five moved between 0.72 s and 0.77 s with the host's
+load, while mawk's stayed at 0.72 s.
 
 For JSON, polars `read_ndjson` parsed the 1,000,000-line file in about 1.3 s
 when tried, but it does not read each line as `json.loads` does (types,

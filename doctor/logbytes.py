@@ -168,7 +168,7 @@ class Chunk:
     kinds: np.ndarray  # the byte at each delimiter
     specials: np.ndarray
     delimiter_specials: np.ndarray
-    ascii: bool  # no byte above 0x7f: every such byte is a special
+    ascii: bool  # True when no byte is above 0x7f, found among the specials, which include them
 
     def __len__(self) -> int:
         return len(self.starts)
@@ -655,7 +655,8 @@ def views(chunk: Chunk, start: np.ndarray, end: np.ndarray) -> pa.Array:
     layout["length"] = length
     long = length > _VIEW_INLINE
     layout["low"] = np.where(long, low & np.uint64(0xFFFFFFFF), low & low_mask)
-    layout["high"] = np.where(long, start, (high & high_mask).view(np.int64))  # no float64 from mixed signs
+    # As int64: numpy turns a mix of int64 and uint64 into float64.
+    layout["high"] = np.where(long, start, (high & high_mask).view(np.int64))
     return pa.Array.from_buffers(pa.string_view(), len(start),
                                  [None, pa.py_buffer(layout), pa.py_buffer(chunk.data)])
 

@@ -476,8 +476,8 @@ def analyze_files(paths: Sequence[Path], since: timedelta | None = None,
     processes instead of threads. A forked process inherits the locks that
     other threads hold, so threads are used anyway while other threads run.
     The workers keep their counts by key and top failing values until the
-    end, where each worker's are trimmed on their own: past TRACKED_VALUES
-    distinct values the approximate top values can differ from a scan on threads.
+    end, and each worker trims its own top values. So past TRACKED_VALUES
+    distinct values, the approximate top values can differ from a scan on threads.
     """
     summary = LogSummary()
     if since is not None:
@@ -786,7 +786,7 @@ def _scan_stream(pieces: Iterator[_Piece], source: str, window: tuple[str | None
     pieces at once. Forked processes do not share a GIL at all. Workers number
     lines from 1 within their piece. The lines are renumbered
     when the piece is added, because only then is the number of lines before
-    it known. In the `last_file`, a worker process without pieces left
+    it known. With `last_file`, a worker process with no pieces left
     finishes and hands over its counts while the others still scan.
     """
     scanners = workers if workers is not None else _ScanThreads()

@@ -240,7 +240,7 @@ def test_dead_worker_falls_back_to_threads(monkeypatch):
 
 
 @given(st.binary(max_size=200))
-def test_chunk_knows_when_it_is_ascii(data):
+def test_chunk_ascii_flag_matches_bytes(data):
     assert logbytes.read_chunk(data).ascii == data.isascii()
 
 
@@ -267,7 +267,7 @@ def fail_second_piece(source, piece, window):
     return SCAN_PIECE(source, piece, window)
 
 
-def test_failed_worker_piece_stops_only_its_file(tmp_path, monkeypatch):
+def test_failed_worker_piece_stops_its_file(tmp_path, monkeypatch):
     first, second = tmp_path / "first.log", tmp_path / "second.log"
     _timed_log(first, 3000)
     _timed_log(second, 2000)

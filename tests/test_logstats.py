@@ -296,7 +296,7 @@ def test_cli_json(tmp_path, capsys):
     assert output["malformed"]["count"] == 0
 
 
-def test_cli_json_is_indented_only_at_a_terminal(capsys, monkeypatch):
+def test_cli_json_indented_only_at_terminal(capsys, monkeypatch):
     path = ROOT / "data" / "recorded" / "envoy-local-replies" / "access-istio-text.log"
 
     assert main(["logs", str(path), "--format", "json"]) == ExitCode.OK

@@ -61,7 +61,7 @@ def test_only_kept_pieces_reach_totals():
     assert totals == [[1, 3, 5], []]  # the pieces go to the two workers in turn
 
 
-def test_discard_settles_a_piece_without_its_counts():
+def test_discard_drops_piece_counts():
     with workers() as pool:
         first = pool.submit(1)
         second = pool.submit(2)
@@ -145,7 +145,7 @@ def test_finished_worker_takes_no_piece():
             pool.submit(6)
 
 
-def test_piece_goes_to_worker_with_fewest_in_hand():
+def test_piece_goes_to_least_busy_worker():
     with workers() as pool:
         slow = pool.submit(SLOW)
         fast = pool.submit(1)
